@@ -1,0 +1,1 @@
+//! dosepaint-biomap (under construction by its owner this session).

@@ -1,0 +1,1 @@
+//! dosepaint-dose (under construction by its owner this session).

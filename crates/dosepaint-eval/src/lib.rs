@@ -1,0 +1,1 @@
+//! dosepaint-eval (under construction by its owner this session).

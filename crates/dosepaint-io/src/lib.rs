@@ -1,0 +1,1 @@
+//! dosepaint-io (under construction by its owner this session).

@@ -1,0 +1,1 @@
+//! dosepaint-mlc (under construction by its owner this session).

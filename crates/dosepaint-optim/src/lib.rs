@@ -1,0 +1,1 @@
+//! dosepaint-optim (under construction by its owner this session).

@@ -1,0 +1,1 @@
+//! dosepaint-phantom (under construction by its owner this session).

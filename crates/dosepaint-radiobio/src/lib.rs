@@ -1,0 +1,1 @@
+//! dosepaint-radiobio (under construction by its owner this session).
