@@ -302,12 +302,8 @@ impl DoseInfluence {
             .zip(self.blocks.par_iter())
             .for_each(|(out, block)| {
                 for (r, o) in out.iter_mut().enumerate() {
-                    let (a, b) = (block.row_ptr[r] as usize, block.row_ptr[r + 1] as usize);
-                    let mut acc = 0.0f64;
-                    for (&c, &v) in block.cols[a..b].iter().zip(&block.vals[a..b]) {
-                        acc += f64::from(v) * w[c as usize];
-                    }
-                    *o = acc;
+                    let (cols, vals) = block.row(r);
+                    *o = row_dot(cols, vals, w);
                 }
             });
         Ok(())
@@ -406,6 +402,25 @@ impl DoseInfluence {
         }
         out
     }
+}
+
+/// `sum_e vals[e] w[cols[e]]` in `f64` with four interleaved partial sums
+/// (a single running sum is bound by floating-point add latency, not by
+/// memory), combined in a fixed order so the result is reproducible.
+#[inline]
+fn row_dot(cols: &[u32], vals: &[f32], w: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let mut c4 = cols.chunks_exact(4);
+    let mut v4 = vals.chunks_exact(4);
+    for (c, v) in (&mut c4).zip(&mut v4) {
+        for k in 0..4 {
+            acc[k] += f64::from(v[k]) * w[c[k] as usize];
+        }
+    }
+    for (&c, &v) in c4.remainder().iter().zip(v4.remainder()) {
+        acc[0] += f64::from(v) * w[c as usize];
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 fn block_len(b: usize, n_rows: usize) -> usize {
