@@ -22,7 +22,7 @@ fn products(c: &mut Criterion) {
     let mut group = c.benchmark_group("influence_tg119_like");
     group.sample_size(20);
     group.bench_function("dose_D_w", |b| {
-        b.iter(|| d.dose_into(&w, &mut dose).unwrap())
+        b.iter(|| d.dose_into(&w, &mut dose).unwrap());
     });
     group.bench_function("gradient_Dt_g", |b| {
         b.iter(|| d.transpose_product_into(&g, &mut grad).unwrap());
