@@ -71,11 +71,11 @@ fn main() {
     let mut grad = vec![0.0; d.n_beamlets()];
     let forward = time(|| {
         d.dose_into(black_box(&w), &mut dose)
-            .expect("lengths match")
+            .expect("lengths match");
     });
     let adjoint = time(|| {
         d.transpose_product_into(black_box(&g), &mut grad)
-            .expect("lengths match")
+            .expect("lengths match");
     });
 
     let gbps = |t: Duration| bytes as f64 / t.as_secs_f64() / 1e9;
