@@ -1,0 +1,255 @@
+//! Engel (2005): decomposition with minimum total monitor units and few
+//! segments.
+//!
+//! With `c(R) = max_i c_i(R)` the complexity (lower bound) of the residual,
+//! each step subtracts `u * S` where the segment `S` keeps the decomposition
+//! optimal: `c(R - u S) = c(R) - u`. Subtracting `u` on columns `l..r` of
+//! row i changes its complexity by `h_r(u) - g_l(u)`, where
+//! `g_l(u) = min(u, (R[l] - R[l-1])^+)` (the rise at `l` that is used up) and
+//! `h_r(u) = (u - (R[r-1] - R[r])^+)^+` (the rise created at `r`). The row is
+//! admissible when `c_i - g + h <= c - u` (closed: when `c_i <= c - u`).
+//! Engel takes the largest `u` for which every row has an admissible choice;
+//! the segment is chosen row by row to leave the residual as simple as
+//! possible (see [`row_score`]).
+
+use crate::constrained::{Cand, choose};
+use crate::params::Parking;
+use crate::schedule::{Ctx, sweep_segments, sweep_time};
+use crate::segment::{Segment, place_closed};
+
+#[inline]
+fn g_at(row: &[i64], l: usize, u: i64) -> i64 {
+    let prev = if l == 0 { 0 } else { row[l - 1] };
+    u.min((row[l] - prev).max(0))
+}
+
+#[inline]
+fn h_at(row: &[i64], r: usize, u: i64) -> i64 {
+    let next = if r == row.len() { 0 } else { row[r] };
+    (u - (row[r - 1] - next).max(0)).max(0)
+}
+
+fn complexity(row: &[i64]) -> i64 {
+    let mut prev = 0;
+    let mut c = 0;
+    for &v in row {
+        c += (v - prev).max(0);
+        prev = v;
+    }
+    c
+}
+
+/// Whether the row has an admissible choice for weight `u` when its
+/// complexity may grow by at most `budget` (which may be negative).
+fn row_feasible(row: &[i64], u: i64, budget: i64) -> bool {
+    if budget >= 0 {
+        return true;
+    }
+    let need = -budget;
+    let n = row.len();
+    let mut j = 0;
+    while j < n {
+        if row[j] < u {
+            j += 1;
+            continue;
+        }
+        let s = j;
+        while j < n && row[j] >= u {
+            j += 1;
+        }
+        let mut best_neg_h = i64::MIN / 2;
+        for l in (s..j).rev() {
+            best_neg_h = best_neg_h.max(-h_at(row, l + 1, u));
+            if g_at(row, l, u) + best_neg_h >= need {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Score of exposing columns `l..r` of `row` with weight `u` (higher is
+/// better): the complexity removed from the row, then the number of level
+/// steps (jumps) removed, then the dose removed.
+fn row_score(row: &[i64], l: usize, r: usize, u: i64) -> f64 {
+    let red = g_at(row, l, u) - h_at(row, r, u);
+    // A jump disappears at l when R[l] - R[l-1] == u, at r when R[r-1] - R[r] == u.
+    let prev = if l == 0 { 0 } else { row[l - 1] };
+    let next = if r == row.len() { 0 } else { row[r] };
+    let mut jumps = 0;
+    if row[l] - prev == u {
+        jumps += 1;
+    } else if row[l] == prev {
+        jumps -= 1;
+    }
+    if row[r - 1] - next == u {
+        jumps += 1;
+    } else if row[r - 1] == next {
+        jumps -= 1;
+    }
+    red as f64 * 1e4 + f64::from(jumps) * 1e2 + (u * (r - l) as i64) as f64 * 1e-2
+}
+
+/// Admissible candidates of a row for weight `u` and complexity budget,
+/// best first, at most `keep` (closed included when admissible).
+fn row_candidates(row: &[i64], u: i64, budget: i64, keep: usize) -> Vec<Cand> {
+    let n = row.len();
+    let mut out = Vec::new();
+    if budget >= 0 {
+        out.push(Cand {
+            l: 0,
+            r: 0,
+            score: 0.0,
+        });
+    }
+    for l in 0..n {
+        if row[l] < u {
+            continue;
+        }
+        let g = g_at(row, l, u);
+        for r in l + 1..=n {
+            if row[r - 1] < u {
+                break;
+            }
+            if h_at(row, r, u) - g <= budget {
+                out.push(Cand {
+                    l,
+                    r,
+                    score: row_score(row, l, r, u),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out.truncate(keep);
+    out
+}
+
+/// Unconstrained Engel: total MU equals the lower bound.
+fn engel_free(n_rows: usize, n_cols: usize, levels: &[u32], parking: Parking) -> Vec<Segment> {
+    let (m, n) = (n_rows, n_cols);
+    let mut res: Vec<i64> = levels.iter().map(|&l| i64::from(l)).collect();
+    let mut crow: Vec<i64> = (0..m)
+        .map(|i| complexity(&res[i * n..(i + 1) * n]))
+        .collect();
+    let mut c = crow.iter().copied().max().unwrap_or(0);
+    let mut segs = Vec::new();
+    while c > 0 {
+        let rmax = res.iter().copied().max().unwrap_or(0);
+        let mut u = c.min(rmax);
+        while u > 1 && !(0..m).all(|i| row_feasible(&res[i * n..(i + 1) * n], u, c - u - crow[i])) {
+            u -= 1;
+        }
+        let mut seg = Segment {
+            left: vec![0; m],
+            right: vec![0; m],
+            weight: u as u32,
+        };
+        for i in 0..m {
+            let row = &mut res[i * n..(i + 1) * n];
+            let best = row_candidates(row, u, c - u - crow[i], 1)
+                .pop()
+                .expect("u = 1 is always admissible");
+            if best.l < best.r {
+                crow[i] += h_at(row, best.r, u) - g_at(row, best.l, u);
+                for v in &mut row[best.l..best.r] {
+                    *v -= u;
+                }
+                seg.left[i] = best.l;
+                seg.right[i] = best.r;
+            }
+        }
+        c -= u;
+        debug_assert_eq!(c, crow.iter().copied().max().unwrap_or(0));
+        place_closed(&mut seg, n, parking, false);
+        segs.push(seg);
+    }
+    segs
+}
+
+/// Engel under interleaf constraints: the total MU is held at the minimum
+/// of unidirectional constrained schedules (the constrained sweep), each
+/// step requiring `T(R - u S) = T(R) - u`; the rows' intervals are chosen
+/// jointly ([`choose`]) for the eight largest feasible weights; a step that
+/// finds no admissible segment delivers the first segment of the
+/// constrained sweep of the residual.
+fn engel_constrained(ctx: &Ctx, levels: &[u32], parking: Parking) -> Vec<Segment> {
+    const KEEP: usize = 10;
+    // Weights tried (largest feasible first) before the sweep fallback.
+    const TRIES: usize = 8;
+    let (m, n) = (ctx.n_rows, ctx.n_cols);
+    let mut res: Vec<i64> = levels.iter().map(|&l| i64::from(l)).collect();
+    let mut t = sweep_time(ctx, &res);
+    let mut segs = Vec::new();
+    while t > 0 {
+        let crow: Vec<i64> = (0..m)
+            .map(|i| complexity(&res[i * n..(i + 1) * n]))
+            .collect();
+        let rmax = res.iter().copied().max().unwrap_or(0);
+        let mut accepted = None;
+        let mut tries = 0;
+        for u in (1..=t.min(rmax)).rev() {
+            if tries == TRIES {
+                break;
+            }
+            if !(0..m).all(|i| row_feasible(&res[i * n..(i + 1) * n], u, t - u - crow[i])) {
+                continue;
+            }
+            tries += 1;
+            let cands: Vec<Vec<Cand>> = (0..m)
+                .map(|i| row_candidates(&res[i * n..(i + 1) * n], u, t - u - crow[i], KEEP))
+                .collect();
+            let Some(pick) = choose(ctx, &res, u, &cands) else {
+                continue;
+            };
+            let mut next = res.clone();
+            let mut seg = Segment {
+                left: vec![0; m],
+                right: vec![0; m],
+                weight: u as u32,
+            };
+            for (i, &k) in pick.iter().enumerate() {
+                let cd = cands[i][k];
+                seg.left[i] = cd.l;
+                seg.right[i] = cd.r;
+                for j in cd.l..cd.r {
+                    next[i * n + j] -= u;
+                }
+            }
+            if seg.is_closed() {
+                continue;
+            }
+            let t_next = sweep_time(ctx, &next);
+            if t_next <= t - u {
+                accepted = Some((seg, next, t_next));
+                break;
+            }
+        }
+        let (mut seg, next, t_next) = accepted.unwrap_or_else(|| {
+            let seg = sweep_segments(ctx, &res, true)
+                .pop()
+                .expect("a non-zero residual has a first sweep segment");
+            let mut next = res.clone();
+            for i in 0..m {
+                for j in seg.left[i]..seg.right[i].max(seg.left[i]) {
+                    next[i * n + j] -= i64::from(seg.weight);
+                }
+            }
+            let t_next = sweep_time(ctx, &next);
+            (seg, next, t_next)
+        });
+        place_closed(&mut seg, n, parking, ctx.icc);
+        segs.push(seg);
+        res = next;
+        t = t_next;
+    }
+    segs
+}
+
+pub(crate) fn engel(ctx: &Ctx, levels: &[u32], parking: Parking) -> Vec<Segment> {
+    if ctx.icc || ctx.tg {
+        engel_constrained(ctx, levels, parking)
+    } else {
+        engel_free(ctx.n_rows, ctx.n_cols, levels, parking)
+    }
+}
