@@ -489,59 +489,59 @@ struct PendingBlock {
     vals: Vec<f32>,
 }
 
-/// Pending entries are merged into the block's compact form once they exceed
-/// this many, or a quarter of the compacted entries if that is more: peak
-/// memory stays within ~1.25x of the final matrix, and each entry is copied
-/// only a few times.
+/// Pending entries (10 bytes each) are merged into the block's compact form
+/// (8 bytes each) before they exceed this many, or a quarter of the compacted
+/// entries if that is more: pending buffers, reserved exactly, then hold at
+/// most ~2.5 bytes per final non-zero (peak ~1.3x the final matrix), and the
+/// in-place merges move each entry only a few times.
 const MIN_PENDING_BEFORE_COMPACTION: usize = 1 << 14;
 
 impl PendingBlock {
+    /// Merges the pending entries into the compact rows *in place*: the
+    /// arrays grow by the pending count (a `realloc`, which large blocks get
+    /// from the kernel without a copy), old rows move towards the end, last
+    /// row first, and the pending entries fill the gaps. No second copy of
+    /// the block is ever allocated.
     fn compact(&mut self, n_rows: usize) {
         if self.rows.is_empty() {
             return;
         }
-        let old = std::mem::take(&mut self.compact);
-        let mut counts = vec![0u32; n_rows + 1];
-        for r in 0..n_rows {
-            if !old.row_ptr.is_empty() {
-                counts[r + 1] = old.row_ptr[r + 1] - old.row_ptr[r];
-            }
+        let block = &mut self.compact;
+        if block.row_ptr.is_empty() {
+            block.row_ptr = vec![0; n_rows + 1];
         }
+        let mut new_ptr = vec![0u32; n_rows + 1];
         for &r in &self.rows {
-            counts[r as usize + 1] += 1;
+            new_ptr[r as usize + 1] += 1;
         }
         for r in 0..n_rows {
-            counts[r + 1] += counts[r];
+            new_ptr[r + 1] += new_ptr[r] + (block.row_ptr[r + 1] - block.row_ptr[r]);
         }
-        let total = counts[n_rows] as usize;
-        let mut cols = vec![0u32; total];
-        let mut vals = vec![0f32; total];
-        let mut next = counts.clone();
-        for r in 0..n_rows {
-            if old.row_ptr.is_empty() {
-                break;
-            }
-            let (c, v) = old.row(r);
-            let at = next[r] as usize;
-            cols[at..at + c.len()].copy_from_slice(c);
-            vals[at..at + v.len()].copy_from_slice(v);
-            next[r] += c.len() as u32;
+        let total = new_ptr[n_rows] as usize;
+        block.cols.reserve_exact(total - block.cols.len());
+        block.vals.reserve_exact(total - block.vals.len());
+        block.cols.resize(total, 0);
+        block.vals.resize(total, 0.0);
+        // Every row moves to a position at or after its old one, so moving
+        // the last row first never overwrites a row not yet moved.
+        let mut next = vec![0u32; n_rows];
+        for r in (0..n_rows).rev() {
+            let (a, b) = (block.row_ptr[r] as usize, block.row_ptr[r + 1] as usize);
+            let dst = new_ptr[r] as usize;
+            block.cols.copy_within(a..b, dst);
+            block.vals.copy_within(a..b, dst);
+            next[r] = new_ptr[r] + (b - a) as u32;
         }
-        drop(old);
         for ((&r, &c), &v) in self.rows.iter().zip(&self.cols).zip(&self.vals) {
             let at = &mut next[r as usize];
-            cols[*at as usize] = c;
-            vals[*at as usize] = v;
+            block.cols[*at as usize] = c;
+            block.vals[*at as usize] = v;
             *at += 1;
         }
-        self.rows = Vec::new();
-        self.cols = Vec::new();
-        self.vals = Vec::new();
-        self.compact = RowBlock {
-            row_ptr: counts,
-            cols,
-            vals,
-        };
+        block.row_ptr = new_ptr;
+        self.rows.clear();
+        self.cols.clear();
+        self.vals.clear();
     }
 
     /// Final form: compacted, each row's entries sorted by column (so the
@@ -681,16 +681,25 @@ impl InfluenceBuilder {
             let end = start
                 + order[start..].partition_point(|&e| rows[e] as usize / ROWS_PER_BLOCK == block);
             let mut pending = self.blocks[block].lock().map_err(|_| poisoned())?;
+            let threshold = MIN_PENDING_BEFORE_COMPACTION.max(pending.compact.nnz() / 8);
+            if pending.rows.len() + (end - start) > threshold {
+                pending.compact(block_len(block, n_rows));
+            }
+            // Reserve exactly (a pending buffer never holds more than the
+            // threshold plus one column's share), so no doubling slack.
+            let room = threshold + ROWS_PER_BLOCK;
+            if pending.rows.capacity() < room {
+                let extra = room - pending.rows.len();
+                pending.rows.reserve_exact(extra);
+                pending.cols.reserve_exact(extra);
+                pending.vals.reserve_exact(extra);
+            }
             for &e in &order[start..end] {
                 pending
                     .rows
                     .push((rows[e] as usize % ROWS_PER_BLOCK) as u16);
                 pending.cols.push(beamlet as u32);
                 pending.vals.push(values[e]);
-            }
-            let threshold = MIN_PENDING_BEFORE_COMPACTION.max(pending.compact.nnz() / 4);
-            if pending.rows.len() > threshold {
-                pending.compact(block_len(block, n_rows));
             }
             start = end;
         }
@@ -705,7 +714,7 @@ impl InfluenceBuilder {
         let n_rows = self.voxels.len();
         let blocks: Vec<RowBlock> = self
             .blocks
-            .into_iter()
+            .into_par_iter()
             .enumerate()
             .map(|(b, m)| {
                 Ok(m.into_inner()

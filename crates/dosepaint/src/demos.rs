@@ -189,7 +189,7 @@ fn tg119() -> PlanSpec {
             targets: vec!["PTV".into()],
         },
         dose: DoseSpec {
-            grid_spacing_mm: [4.0, 4.0, 4.0],
+            grid_spacing_mm: [5.0, 5.0, 5.0],
             ..DoseSpec::default()
         },
         objectives: vec![
@@ -204,8 +204,13 @@ fn tg119() -> PlanSpec {
                 weight: 10.0,
             },
             ObjectiveSpec::Overdose {
+                structure: "PTV".into(),
+                limit_gy: 52.0,
+                weight: 10.0,
+            },
+            ObjectiveSpec::Overdose {
                 structure: "Core".into(),
-                limit_gy: 10.0,
+                limit_gy: 15.0,
                 weight: 2.0,
             },
             ObjectiveSpec::Ring {
