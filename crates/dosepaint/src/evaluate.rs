@@ -269,7 +269,7 @@ pub(crate) fn evaluate(
         let seq = params.check()?.sequence_plan(layout, weights)?;
         let w = seq.delivered_weights(layout, spec.sequencing.transmission)?;
         let dose = influence.dose_volume(&w)?;
-        let report = analysis.evaluate(&dose, rx, &[])?;
+        let report = analysis.evaluate(&dose, &judged, &[])?;
         let d95 = Dvh::from_structure(&dose, target, 0.01)?.d95_gy();
         level_comparison.push(LevelComparison {
             levels: l,
