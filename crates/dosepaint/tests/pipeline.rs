@@ -160,8 +160,10 @@ fn example_specs_match_the_built_in_demos() {
 fn a_plan_runs_on_the_users_own_nifti_files() {
     let dir = temp_dir("files");
     // Export the coarse box phantom as NIfTI files, as a user would bring them.
-    let mut params = dosepaint::phantom::WaterBoxParams::default();
-    params.spacing_mm = [8.0; 3];
+    let params = dosepaint::phantom::WaterBoxParams {
+        spacing_mm: [8.0; 3],
+        ..dosepaint::phantom::WaterBoxParams::default()
+    };
     let p = dosepaint::phantom::water_box(&params).unwrap();
     write_nifti(dir.join("ct.nii.gz"), &p.ct, &NiftiWriteOptions::default()).unwrap();
     let mut masks = Vec::new();
@@ -185,7 +187,7 @@ fn a_plan_runs_on_the_users_own_nifti_files() {
             path: "ct.nii.gz".into(),
         },
         structures: StructureFiles::NiftiMasks { masks },
-        images: Default::default(),
+        images: std::collections::BTreeMap::default(),
     };
     spec.outputs.dicom = false;
     spec.outputs.report = false;
