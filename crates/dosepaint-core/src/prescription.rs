@@ -1,5 +1,6 @@
 //! The voxel-wise dose prescription.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Grid, Result, Volume};
@@ -88,7 +89,7 @@ impl Prescription {
             return Err(Error::invalid("number of fractions", "must be at least 1"));
         }
         check_dose_map(&target_gy, "prescribed dose")?;
-        if !target_gy.as_slice().iter().any(|&d| d > 0.0) {
+        if !target_gy.as_slice().par_iter().any(|&d| d > 0.0) {
             return Err(Error::Empty {
                 what: "prescription".into(),
                 reason: "no voxel has a prescribed dose above 0 Gy".into(),
@@ -203,10 +204,11 @@ impl Prescription {
 }
 
 fn check_dose_map(v: &Volume<f32>, what: &str) -> Result<()> {
+    // Parallel, but `position_first` keeps the reported voxel the first one.
     if let Some(n) = v
         .as_slice()
-        .iter()
-        .position(|d| !(d.is_finite() && *d >= 0.0))
+        .par_iter()
+        .position_first(|d| !(d.is_finite() && *d >= 0.0))
     {
         return Err(Error::invalid(
             what,
