@@ -27,7 +27,7 @@ impl Default for LineSearch {
         Self {
             c1: 1e-4,
             max_trials: 40,
-            c2: 0.9,
+            c2: 0.1,
         }
     }
 }
@@ -110,7 +110,7 @@ impl LineSearch {
 /// Searches along the feasible segment `x + t p`, `0 < t <= t_max` (`p`
 /// the projected unit step `P(x + d) - x`, `t_max` where the segment leaves
 /// the box) with the problem's cheap line evaluations: the unit step when
-/// it is a strong Wolfe point (`|dF/dt| <= c2 |dF/dt(0)|`, `c2 = 0.9`, and
+/// it is a strong Wolfe point (`|dF/dt| <= c2 |dF/dt(0)|`, `c2 = 0.1`, and
 /// Armijo), otherwise extrapolation or bracketing and secant steps on
 /// `dF/dt` until such a point or a few trials, keeping the best Armijo point. Returns
 /// `Ok(None)` when the problem has no line evaluations or no Armijo point
