@@ -12,8 +12,17 @@ use crate::spec::{
     ObjectiveSpec, OutputSpec, PhantomCase, PlanSpec, PrescriptionSpec, SequencingSpec, TcpSpec,
 };
 
-fn equispaced(n: usize) -> Vec<f64> {
-    (0..n).map(|k| 360.0 * k as f64 / n as f64).collect()
+/// `n` equally spaced coplanar beams with the isocentre at the PTV's
+/// centroid, bixels covering the PTV.
+fn coplanar_around_ptv(n: usize, bixel_width_mm: f64) -> BeamSpec {
+    BeamSpec {
+        gantry_deg: (0..n).map(|k| 360.0 * k as f64 / n as f64).collect(),
+        couch_deg: 0.0,
+        collimator_deg: 0.0,
+        isocenter: Isocenter::CentroidOf("PTV".into()),
+        bixel_width_mm,
+        targets: vec!["PTV".into()],
+    }
 }
 
 fn lkb(structure: &str, td50_gy: f64, m: f64, n: f64, source: &str) -> NtcpSpec {
@@ -72,14 +81,7 @@ fn head_neck() -> PlanSpec {
             regions: Vec::new(),
             mapping,
         },
-        beams: BeamSpec {
-            gantry_deg: equispaced(9),
-            couch_deg: 0.0,
-            collimator_deg: 0.0,
-            isocenter: Isocenter::CentroidOf("PTV".into()),
-            bixel_width_mm: 4.0,
-            targets: vec!["PTV".into()],
-        },
+        beams: coplanar_around_ptv(9, 4.0),
         dose: DoseSpec {
             grid_spacing_mm: [3.0, 3.0, 3.0],
             ..DoseSpec::default()
@@ -180,14 +182,7 @@ fn tg119() -> PlanSpec {
                 base_dose_gy: None,
             }),
         },
-        beams: BeamSpec {
-            gantry_deg: equispaced(9),
-            couch_deg: 0.0,
-            collimator_deg: 0.0,
-            isocenter: Isocenter::CentroidOf("PTV".into()),
-            bixel_width_mm: 5.0,
-            targets: vec!["PTV".into()],
-        },
+        beams: coplanar_around_ptv(9, 5.0),
         dose: DoseSpec {
             grid_spacing_mm: [5.0, 5.0, 5.0],
             ..DoseSpec::default()
@@ -264,14 +259,7 @@ fn water_box() -> PlanSpec {
                 base_dose_gy: None,
             }),
         },
-        beams: BeamSpec {
-            gantry_deg: equispaced(5),
-            couch_deg: 0.0,
-            collimator_deg: 0.0,
-            isocenter: Isocenter::CentroidOf("PTV".into()),
-            bixel_width_mm: 5.0,
-            targets: vec!["PTV".into()],
-        },
+        beams: coplanar_around_ptv(5, 5.0),
         dose: DoseSpec {
             grid_spacing_mm: [4.0, 4.0, 4.0],
             ..DoseSpec::default()
