@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Grid, Interpolation, Result, Volume};
+use crate::{Error, Grid, Interpolation, PointMm, Result, Volume};
 
 /// What a structure is for; optimizers and goals use it to pick defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -122,6 +122,24 @@ impl Structure {
     /// Volume in cm^3 (voxel count times voxel volume).
     pub fn volume_cm3(&self) -> f64 {
         self.voxel_count() as f64 * self.grid().voxel_volume_cm3()
+    }
+
+    /// Centroid (LPS, mm) of the voxel centres inside; `None` when empty.
+    /// Used for isocentres placed at a target's centre.
+    pub fn centroid_mm(&self) -> Option<PointMm> {
+        let grid = self.grid();
+        let mut sum = [0.0f64; 3];
+        let mut n = 0usize;
+        for (lin, &inside) in self.mask.as_slice().iter().enumerate() {
+            if inside {
+                let p = grid.voxel_center(grid.voxel_index(lin));
+                for a in 0..3 {
+                    sum[a] += p[a];
+                }
+                n += 1;
+            }
+        }
+        (n > 0).then(|| sum.map(|c| c / n as f64))
     }
 
     /// Linear (memory-order) indices of the voxels inside, ascending.

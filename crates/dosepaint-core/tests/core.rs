@@ -209,6 +209,24 @@ fn margins_follow_anisotropic_spacing() {
 }
 
 #[test]
+fn centroid_of_a_box_is_its_centre() {
+    // A 3 x 4 x 2 block of voxels on a 1 x 2 x 2.5 mm grid: the centroid is
+    // the mean of the voxel centres, (i, j, k) = (3, 3.5, 2.5) in index units.
+    let g = grid([10, 10, 6], [1.0, 2.0, 2.5]);
+    let block = Volume::from_fn(g.clone(), |[i, j, k]| {
+        (2..5).contains(&i) && (2..6).contains(&j) && (2..4).contains(&k)
+    });
+    let s = Structure::new("B", StructureRole::Target, block).unwrap();
+    let c = s.centroid_mm().unwrap();
+    let expected = g.index_to_patient([3.0, 3.5, 2.5]);
+    for a in 0..3 {
+        assert_relative_eq!(c[a], expected[a], epsilon = 1e-12);
+    }
+    let empty = Structure::new("E", StructureRole::Other, Volume::filled(g, false)).unwrap();
+    assert_eq!(empty.centroid_mm(), None);
+}
+
+#[test]
 fn structure_errors() {
     let g = grid([4, 4, 4], [1.0; 3]);
     assert!(Structure::new("  ", StructureRole::Other, Volume::filled(g.clone(), false)).is_err());

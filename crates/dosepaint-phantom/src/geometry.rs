@@ -77,19 +77,7 @@ pub(crate) fn nonempty_structure(
 
 /// Centroid (LPS, mm) of a structure's voxel centres; `None` if empty.
 pub fn centroid_mm(s: &Structure) -> Option<PointMm> {
-    let grid = s.grid();
-    let mut sum = [0.0f64; 3];
-    let mut n = 0usize;
-    for (lin, &b) in s.mask().as_slice().iter().enumerate() {
-        if b {
-            let p = grid.voxel_center(grid.voxel_index(lin));
-            for a in 0..3 {
-                sum[a] += p[a];
-            }
-            n += 1;
-        }
-    }
-    (n > 0).then(|| sum.map(|c| c / n as f64))
+    s.centroid_mm()
 }
 
 /// Coplanar beams at the given gantry angles (couch and collimator 0), all

@@ -507,16 +507,8 @@ fn dose_rows(
 
 fn centroid(s: &Structure) -> Result<[f64; 3]> {
     s.ensure_not_empty("an isocentre at its centroid")?;
-    let grid = s.grid();
-    let mut sum = [0.0; 3];
-    let idx = s.voxel_indices();
-    for &n in &idx {
-        let p = grid.voxel_center(grid.voxel_index(n as usize));
-        for a in 0..3 {
-            sum[a] += p[a];
-        }
-    }
-    Ok(sum.map(|v| v / idx.len() as f64))
+    Ok(s.centroid_mm()
+        .expect("a non-empty structure has a centroid"))
 }
 
 fn build_beams(spec: &PlanSpec, patient: &Patient) -> Result<Vec<Beam>> {
