@@ -18,6 +18,14 @@ fn bench_sequencing(c: &mut Criterion) {
         ("smooth", smooth_map(1, 20, 20)),
         ("noisy", noisy_map(1, 20, 20)),
     ];
+    let icc = LeafConstraints {
+        interdigitation: false,
+        ..LeafConstraints::default()
+    };
+    let tg = LeafConstraints {
+        tongue_and_groove: true,
+        ..LeafConstraints::default()
+    };
     let icc_tg = LeafConstraints {
         interdigitation: false,
         tongue_and_groove: true,
@@ -31,6 +39,8 @@ fn bench_sequencing(c: &mut Criterion) {
             LeafConstraints::default(),
         ),
         ("engel", Algorithm::Engel, LeafConstraints::default()),
+        ("engel_icc", Algorithm::Engel, icc),
+        ("engel_tg", Algorithm::Engel, tg),
         ("engel_icc_tg", Algorithm::Engel, icc_tg),
     ];
     for (kind, map) in &maps {

@@ -2,8 +2,6 @@
 //! interdigitation, tongue-and-groove synchronisation) by dynamic
 //! programming over the rows.
 
-use std::collections::HashMap;
-
 use crate::schedule::Ctx;
 
 /// A candidate for one row: the columns `l..r` exposed (`l == r`: closed).
@@ -18,35 +16,56 @@ impl Cand {
     fn open(&self) -> bool {
         self.l < self.r
     }
-    fn covers(&self, j: usize) -> bool {
-        self.l <= j && j < self.r
-    }
 }
 
-/// Whether rows `i` and `i + 1` may take candidates `a` and `b` in a segment
-/// of weight `u` under tongue-and-groove synchronisation: where one bixel is
-/// exposed and its neighbour not, the exposed one must have the larger
-/// reference intensity, and its residual must exceed the other's by at least
-/// `u` (so the residual stays ordered like the reference map).
-fn tg_ok(ctx: &Ctx, res: &[i64], u: i64, i: usize, a: &Cand, b: &Cand) -> bool {
-    let n = ctx.n_cols;
-    let lo = a.l.min(b.l);
-    let hi = a.r.max(b.r);
-    for j in lo..hi {
-        let (sa, sb) = (a.covers(j), b.covers(j));
-        if sa == sb {
-            continue;
+/// Tongue-and-groove admissibility of the bixels of rows `i` and `i + 1`
+/// for a segment of weight `u`: a bixel may be exposed without its vertical
+/// neighbour only if it has the larger reference intensity and a residual
+/// larger by at least `u` (so the residual stays ordered like the reference
+/// map). Stored as prefix counts of the columns where exposing the upper
+/// (`up`) or the lower (`dn`) bixel alone is forbidden, so that a pair of
+/// candidates is checked in O(1).
+struct TgPair {
+    up: Vec<u32>,
+    dn: Vec<u32>,
+}
+
+impl TgPair {
+    fn new(ctx: &Ctx, res: &[i64], u: i64, i: usize) -> Self {
+        let n = ctx.n_cols;
+        let mut up = Vec::with_capacity(n + 1);
+        let mut dn = Vec::with_capacity(n + 1);
+        up.push(0);
+        dn.push(0);
+        for j in 0..n {
+            let (a, b) = (i * n + j, (i + 1) * n + j);
+            let alone =
+                |o: usize, s: usize| ctx.reference[o] > ctx.reference[s] && res[o] - res[s] >= u;
+            up.push(up[j] + u32::from(!alone(a, b)));
+            dn.push(dn[j] + u32::from(!alone(b, a)));
         }
-        let (o, s) = if sa {
-            (i * n + j, (i + 1) * n + j)
-        } else {
-            ((i + 1) * n + j, i * n + j)
-        };
-        if !(ctx.reference[o] > ctx.reference[s] && res[o] - res[s] >= u) {
-            return false;
-        }
+        Self { up, dn }
     }
-    true
+
+    /// Forbidden columns of `p` in `lo..hi`.
+    fn count(p: &[u32], lo: usize, hi: usize) -> u32 {
+        if lo < hi { p[hi] - p[lo] } else { 0 }
+    }
+
+    /// Whether `a` (row i) and `b` (row i + 1) are compatible: the columns
+    /// exposed in one row only are all allowed alone.
+    fn ok(&self, a: &Cand, b: &Cand) -> bool {
+        let only = |x: &Cand, y: &Cand, p: &[u32]| {
+            if !x.open() {
+                return 0;
+            }
+            if !y.open() {
+                return Self::count(p, x.l, x.r);
+            }
+            Self::count(p, x.l, x.r.min(y.l)) + Self::count(p, x.l.max(y.r), x.r)
+        };
+        only(a, b, &self.up) == 0 && only(b, a, &self.dn) == 0
+    }
 }
 
 fn overlap(a: (usize, usize), b: (usize, usize)) -> bool {
@@ -69,6 +88,12 @@ pub(crate) fn choose(ctx: &Ctx, res: &[i64], u: i64, cands: &[Vec<Cand>]) -> Opt
     if cands.iter().any(Vec::is_empty) {
         return None;
     }
+    // Dense index of the states of a layer by (candidate, last open
+    // interval): key 0 is "no open row yet", 1 + l (n + 1) + r otherwise.
+    let n1 = ctx.n_cols + 1;
+    let n_keys = 1 + n1 * n1;
+    let k_max = cands.iter().map(Vec::len).max().unwrap_or(0);
+    let mut slot = vec![(usize::MAX, 0usize); k_max * n_keys];
     let mut layers: Vec<Vec<St>> = Vec::with_capacity(m);
     layers.push(
         cands[0]
@@ -83,23 +108,15 @@ pub(crate) fn choose(ctx: &Ctx, res: &[i64], u: i64, cands: &[Vec<Cand>]) -> Opt
             .collect(),
     );
     for i in 1..m {
-        let compat: Option<Vec<Vec<bool>>> = ctx.tg.then(|| {
-            cands[i - 1]
-                .iter()
-                .map(|a| {
-                    cands[i]
-                        .iter()
-                        .map(|b| tg_ok(ctx, res, u, i - 1, a, b))
-                        .collect()
-                })
-                .collect()
-        });
+        let tg = ctx.tg.then(|| TgPair::new(ctx, res, u, i - 1));
         let prev = &layers[i - 1];
         let mut cur: Vec<St> = Vec::new();
-        let mut index: HashMap<(usize, Option<(usize, usize)>), usize> = HashMap::new();
         for (pi, ps) in prev.iter().enumerate() {
             for (c, k) in cands[i].iter().enumerate() {
-                if compat.as_ref().is_some_and(|t| !t[ps.cand][c]) {
+                if tg
+                    .as_ref()
+                    .is_some_and(|t| !t.ok(&cands[i - 1][ps.cand], k))
+                {
                     continue;
                 }
                 if ctx.icc && k.open() && ps.last.is_some_and(|last| !overlap(last, (k.l, k.r))) {
@@ -107,13 +124,15 @@ pub(crate) fn choose(ctx: &Ctx, res: &[i64], u: i64, cands: &[Vec<Cand>]) -> Opt
                 }
                 let last = if k.open() { Some((k.l, k.r)) } else { ps.last };
                 let score = ps.score + k.score;
-                if let Some(&s) = index.get(&(c, last)) {
+                let key = c * n_keys + last.map_or(0, |(l, r)| 1 + l * n1 + r);
+                let (layer, s) = slot[key];
+                if layer == i {
                     if score > cur[s].score {
                         cur[s].score = score;
                         cur[s].back = pi;
                     }
                 } else {
-                    index.insert((c, last), cur.len());
+                    slot[key] = (i, cur.len());
                     cur.push(St {
                         cand: c,
                         last,

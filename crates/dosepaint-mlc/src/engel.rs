@@ -120,8 +120,12 @@ fn row_candidates(row: &[i64], u: i64, budget: i64, keep: usize) -> Vec<Cand> {
             }
         }
     }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score));
-    out.truncate(keep);
+    let by_score = |a: &Cand, b: &Cand| b.score.total_cmp(&a.score);
+    if out.len() > keep && keep > 0 {
+        out.select_nth_unstable_by(keep - 1, by_score);
+        out.truncate(keep);
+    }
+    out.sort_by(by_score);
     out
 }
 
@@ -167,21 +171,37 @@ fn engel_free(n_rows: usize, n_cols: usize, levels: &[u32], parking: Parking) ->
     segs
 }
 
+/// Candidates kept per row for the joint choice under interleaf constraints.
+const KEEP: usize = 10;
+/// Weights tried per step (largest feasible first) before the sweep
+/// fallback, while the budget lasts.
+const TRIES: usize = 8;
+/// Joint choices per map after which a step tries only [`TRIES_LOW`]
+/// weights.
+const BUDGET: usize = 120;
+/// Weights tried per step once the budget is spent.
+const TRIES_LOW: usize = 2;
+
 /// Engel under interleaf constraints: the total MU is held at the minimum
 /// of unidirectional constrained schedules (the constrained sweep), each
 /// step requiring `T(R - u S) = T(R) - u`; the rows' intervals are chosen
-/// jointly ([`choose`]) for the eight largest feasible weights; a step that
-/// finds no admissible segment delivers the first segment of the
-/// constrained sweep of the residual.
+/// jointly ([`choose`]) for the largest feasible weights; a step that finds
+/// no admissible segment delivers the first segment of the constrained
+/// sweep of the residual.
+///
+/// Work budget (for the time per map): a step tries at most [`TRIES`]
+/// weights, and once [`BUDGET`] joint choices have been made for the map,
+/// at most [`TRIES_LOW`]. The budget only decides how hard a step searches;
+/// every accepted segment satisfies the same condition, so exactness,
+/// constraints and the MU guarantee do not depend on it.
 fn engel_constrained(ctx: &Ctx, levels: &[u32], parking: Parking) -> Vec<Segment> {
-    const KEEP: usize = 10;
-    // Weights tried (largest feasible first) before the sweep fallback.
-    const TRIES: usize = 8;
     let (m, n) = (ctx.n_rows, ctx.n_cols);
     let mut res: Vec<i64> = levels.iter().map(|&l| i64::from(l)).collect();
     let mut t = sweep_time(ctx, &res);
     let mut segs = Vec::new();
+    let mut spent = 0usize;
     while t > 0 {
+        let tries_max = if spent >= BUDGET { TRIES_LOW } else { TRIES };
         let crow: Vec<i64> = (0..m)
             .map(|i| complexity(&res[i * n..(i + 1) * n]))
             .collect();
@@ -189,13 +209,14 @@ fn engel_constrained(ctx: &Ctx, levels: &[u32], parking: Parking) -> Vec<Segment
         let mut accepted = None;
         let mut tries = 0;
         for u in (1..=t.min(rmax)).rev() {
-            if tries == TRIES {
+            if tries == tries_max {
                 break;
             }
             if !(0..m).all(|i| row_feasible(&res[i * n..(i + 1) * n], u, t - u - crow[i])) {
                 continue;
             }
             tries += 1;
+            spent += 1;
             let cands: Vec<Vec<Cand>> = (0..m)
                 .map(|i| row_candidates(&res[i * n..(i + 1) * n], u, t - u - crow[i], KEEP))
                 .collect();

@@ -368,6 +368,51 @@ impl LevelMap {
             .unwrap_or(0)
     }
 
+    /// Number of columns of row `row` where the row rises
+    /// (`a_j > a_{j-1}`, with `a_{-1} = 0`) and where it falls
+    /// (`a_j < a_{j-1}`, for `j = 1..=n` with `a_n = 0`).
+    pub fn row_edges(&self, row: usize) -> (usize, usize) {
+        row_edges(&self.levels[row * self.n_cols..(row + 1) * self.n_cols])
+    }
+
+    /// A lower bound of the number of segments of *any* decomposition of the
+    /// levels into apertures (whatever its monitor units, constrained or
+    /// not): the largest, over the rows, of the number of rise positions and
+    /// of the number of fall positions ([`LevelMap::row_edges`]).
+    ///
+    /// *Proof.* Let the map be `sum_s w_s S_s` with weights `w_s > 0` and
+    /// apertures whose row `i` exposes the columns `l_s..r_s` (possibly
+    /// none). With `a_{i,-1} = a_{i,n} = 0`, the change of row `i` at
+    /// position `j` (`0..=n`) is
+    /// `a_ij - a_i,j-1 = sum_s w_s ([l_s = j] - [r_s = j])` over the
+    /// segments that expose something in row `i`. A rise at `j` (a positive
+    /// change) therefore needs a segment with its left edge at `j`, and a
+    /// fall needs one with its right edge at `j`. A segment has one left and
+    /// one right edge per row, so it accounts for at most one rise and one
+    /// fall position of every row, and the segment count is at least the
+    /// number of rise positions and at least the number of fall positions of
+    /// every row.
+    ///
+    /// ```
+    /// use dosepaint_mlc::LevelMap;
+    /// // Row 0 rises at columns 0, 1, 3 and falls at 2, 4 (to 0 after the
+    /// // end): 3 rises. Row 1 rises once and falls at 1, 2, 3: 3 falls.
+    /// let lv = LevelMap::from_levels(2, 4, vec![1, 3, 2, 4, 3, 2, 1, 0], 1.0)?;
+    /// assert_eq!(lv.row_edges(0), (3, 2));
+    /// assert_eq!(lv.row_edges(1), (1, 3));
+    /// assert_eq!(lv.segment_lower_bound(), 3);
+    /// # Ok::<(), dosepaint_mlc::Error>(())
+    /// ```
+    pub fn segment_lower_bound(&self) -> usize {
+        (0..self.n_rows)
+            .map(|r| {
+                let (rises, falls) = self.row_edges(r);
+                rises.max(falls)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The fluence of the levels, `level * step`, row-major.
     pub fn to_fluence(&self) -> Vec<f64> {
         self.levels
@@ -425,4 +470,16 @@ pub(crate) fn row_complexity(row: &[u32]) -> u64 {
         prev = v;
     }
     c
+}
+
+/// Rise and fall positions of a row, from 0 before its start to 0 after its
+/// end.
+pub(crate) fn row_edges(row: &[u32]) -> (usize, usize) {
+    let (mut rises, mut falls, mut prev) = (0, 0, 0u32);
+    for &v in row.iter().chain(std::iter::once(&0)) {
+        rises += usize::from(v > prev);
+        falls += usize::from(v < prev);
+        prev = v;
+    }
+    (rises, falls)
 }

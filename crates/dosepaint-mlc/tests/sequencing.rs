@@ -139,7 +139,20 @@ proptest! {
                 let got: Vec<u32> = d.delivered_levels().iter().map(|&v| v as u32).collect();
                 prop_assert_eq!(&got[..], levels.levels(), "{:?} {:?}", alg, c);
                 prop_assert!(d.total_mu() >= levels.lower_bound());
+                // No decomposition has fewer segments than the universal
+                // bound (rise / fall positions of a row).
+                prop_assert!(
+                    d.n_segments() >= levels.segment_lower_bound(),
+                    "{:?} {:?}: {} segments < bound {}",
+                    alg, c, d.n_segments(), levels.segment_lower_bound()
+                );
                 prop_assert!(d.segments.iter().all(|seg| seg.weight > 0 && !seg.is_closed()));
+                // Under the same constraints Engel never needs more monitor
+                // units than the (constrained) sweep.
+                if alg == Algorithm::Engel {
+                    let sweep = sequencer(Algorithm::Sweep, c).decompose(&levels);
+                    prop_assert!(d.total_mu() <= sweep.total_mu(), "{:?}", c);
+                }
                 let seq = s.sequence_levels(&levels, &g, 3).unwrap();
                 prop_assert_eq!(seq.beam, 3);
                 check_constraints(&seq, &levels, &g, c);
@@ -684,4 +697,33 @@ fn sliding_window_single_bixel_closed_form() {
     // With transmission t the covered meterset (1 of 3) adds t * 1.
     let f = delivered_fluence(&seq, &g, 0.1).unwrap();
     assert_relative_eq!(f[0], 2.1, epsilon = 1e-12);
+}
+
+/// The universal segment bound by hand: a row needs a left leaf edge at
+/// every rise and a right edge at every fall (from 0 before the row and to
+/// 0 after it), one of each per segment.
+#[test]
+fn segment_lower_bound_closed_form() {
+    // [2 0 2]: rises at columns 0 and 2, falls at 1 and 3 -> 2 segments;
+    // [1 2 3 2 1]: rises at 0, 1, 2, falls at 3, 4, 5 -> 3;
+    // [3 1 1 1 1]: one rise, falls at 1 and 5 -> 2.
+    let cases: [(&[u32], (usize, usize)); 3] = [
+        (&[2, 0, 2], (2, 2)),
+        (&[1, 2, 3, 2, 1], (3, 3)),
+        (&[3, 1, 1, 1, 1], (1, 2)),
+    ];
+    for (row, edges) in cases {
+        let lv = LevelMap::from_levels(1, row.len(), row.to_vec(), 1.0).unwrap();
+        assert_eq!(lv.row_edges(0), edges, "{row:?}");
+        assert_eq!(lv.segment_lower_bound(), edges.0.max(edges.1));
+        // Engel attains it on these single rows (each is a nest of
+        // intervals).
+        let d = sequencer(Algorithm::Engel, LeafConstraints::default()).decompose(&lv);
+        assert_eq!(d.n_segments(), lv.segment_lower_bound(), "{row:?}");
+    }
+    // The bound is over rows: a flat row does not lower it, zero rows give 0.
+    let lv = LevelMap::from_levels(3, 3, vec![1, 1, 1, 0, 0, 0, 1, 2, 1], 1.0).unwrap();
+    assert_eq!(lv.segment_lower_bound(), 2);
+    let zero = LevelMap::from_levels(2, 2, vec![0; 4], 0.0).unwrap();
+    assert_eq!(zero.segment_lower_bound(), 0);
 }
