@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use crate::problem::FluenceProblem;
 use crate::solver::StopReason;
-use crate::{Error, OptimizationResult, Result};
+use crate::{Error, IterationInfo, OptimizationResult, Result};
 
 /// Settings of [`solve_exact`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -70,6 +70,56 @@ pub fn solve_exact(
     settings: &ExactSettings,
     start: Option<&[f64]>,
 ) -> Result<OptimizationResult> {
+    solve_exact_with_progress(problem, settings, start, &mut |_| {})
+}
+
+/// [`solve_exact`] with a progress callback, called for the start point
+/// (iteration 0) and after every outer iteration.
+///
+/// A good start shortens the piece search: a few hundred projected L-BFGS
+/// iterations ([`crate::optimize`]) followed by this solver from their
+/// weights is the fastest way to a converged plan (see
+/// `docs/optimization.md`).
+///
+/// ```
+/// use dosepaint_core::{BeamGrid, BeamletLayout, DoseInfluence, Grid, Structure, StructureRole, Volume};
+/// use dosepaint_optim::{optimize, solve_exact_with_progress, DoseLimits, ExactSettings,
+///     FluenceProblem, Settings, SquaredDeviation};
+///
+/// // Voxels 0-1 target (60 Gy), voxel 2 an organ (at most 20 Gy).
+/// let grid = Grid::new([3, 1, 1], [2.0; 3], [0.0; 3])?;
+/// let layout = BeamletLayout::full(
+///     vec![BeamGrid { n_rows: 1, n_cols: 2, x0_mm: 0.0, y0_mm: 0.0 }], 5.0, 5.0)?;
+/// let d = DoseInfluence::from_triplets(grid.clone(), vec![0, 1, 2], layout, vec![
+///     (0, 0, 1.0), (1, 0, 0.5), (1, 1, 0.5), (2, 1, 1.0),
+/// ])?;
+/// let ptv = Structure::new("PTV", StructureRole::Target,
+///     Volume::from_fn(grid.clone(), |[i, _, _]| i < 2))?;
+/// let oar = Structure::new("OAR", StructureRole::OrganAtRisk,
+///     Volume::from_fn(grid.clone(), |[i, _, _]| i == 2))?;
+/// let mut problem = FluenceProblem::new(&d)?;
+/// problem.add_objective(1.0, SquaredDeviation::uniform(&d, &ptv, 60.0)?)?;
+/// problem.add_objective(1.0, DoseLimits::overdose(&d, &oar, 20.0)?)?;
+///
+/// // A few quasi-Newton iterations, then the exact solver from there.
+/// let first = optimize(&mut problem, &Settings { max_iterations: 3, ..Settings::default() }, &mut |_| {})?;
+/// let mut objectives = Vec::new();
+/// let exact = solve_exact_with_progress(&problem, &ExactSettings::default(), Some(&first.weights),
+///     &mut |i| objectives.push(i.objective))?;
+/// assert!(exact.stop_reason.is_converged());
+/// assert!(exact.objective <= first.objective);
+/// assert_eq!(objectives.len(), exact.history.len());
+/// # Ok::<(), dosepaint_optim::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`solve_exact`].
+pub fn solve_exact_with_progress(
+    problem: &FluenceProblem<'_>,
+    settings: &ExactSettings,
+    start: Option<&[f64]>,
+    progress: &mut dyn FnMut(&IterationInfo<'_>),
+) -> Result<OptimizationResult> {
     let t0 = Instant::now();
     problem.ensure_ready()?;
     if let Some(name) = problem.first_non_quadratic() {
@@ -77,7 +127,6 @@ pub fn solve_exact(
             "the exact solver needs piecewise-quadratic objectives and no constraint; \"{name}\" is not"
         )));
     }
-    let d = problem.influence();
     let n = problem.n_beamlets();
     let mut x = match start {
         Some(w) => {
@@ -88,53 +137,40 @@ pub fn solve_exact(
     };
     let lower = problem.bounds().lower().to_vec();
     let upper = problem.bounds().upper().to_vec();
-    let rows = d.n_rows();
-    let mut dose = vec![0.0; rows];
-    let mut h = vec![0.0; rows];
-    let mut g_rows = vec![0.0; rows];
-    let mut grad = vec![0.0; n];
-    let mut b = vec![0.0; n];
-    let mut history = Vec::new();
-    let mut evaluations = 0u64;
-    let mut previous_pattern: Option<Vec<bool>> = None;
+    let mut point = PiecewiseModel::at(problem, &x)?;
+    let mut evaluations = 1u64;
+    let pg_start = point.projected_gradient_norm(problem, &x);
+    let mut history = vec![point.f];
+    let report = |iteration: u64,
+                  point: &PiecewiseModel,
+                  x: &[f64],
+                  progress: &mut dyn FnMut(&IterationInfo<'_>)| {
+        progress(&IterationInfo {
+            iteration,
+            max_iterations: u64::from(settings.max_outer_iterations),
+            round: 0,
+            objective: point.f,
+            projected_gradient_norm: point.projected_gradient_norm(problem, x),
+            elapsed_s: t0.elapsed().as_secs_f64(),
+            weights: x,
+        });
+    };
+    report(0, &point, &x, progress);
+    let mut hessian = GaussNewton::new(problem, &point.h);
     let mut stop = StopReason::MaxIterations;
     let mut outer = 0;
-    let mut f = f64::INFINITY;
-    problem.value_and_gradient(&x, &mut grad)?;
-    let pg_start = problem.bounds().projected_gradient_norm(&x, &grad);
     while outer < settings.max_outer_iterations {
         outer += 1;
-        d.dose_into(&x, &mut dose)?;
-        f = problem.row_model(&dose, &mut h, &mut g_rows)
-            + problem.fluence_value_and_gradient(&x, &mut vec![0.0; n]);
-        evaluations += 1;
-        if history.is_empty() {
-            history.push(f);
+        // The model m(z) = z^T H z / 2 - b^T z with grad m(x) = grad F(x).
+        let mut b = vec![0.0; n];
+        matvec(&hessian.matrix, &x, &mut b);
+        for (b, g) in b.iter_mut().zip(&point.grad) {
+            *b -= g;
         }
-        let pattern: Vec<bool> = h.iter().map(|&v| v > 0.0).collect();
-        // b = D^T (h d - g) + Q x - grad_fluence.
-        let c: Vec<f64> = h
-            .iter()
-            .zip(&dose)
-            .zip(&g_rows)
-            .map(|((h, d), g)| h * d - g)
-            .collect();
-        d.transpose_product_into(&c, &mut b)?;
-        let mut h_mat = gauss_newton_matrix(problem, &h);
-        let mut qx = vec![0.0; n];
-        let mut gf = vec![0.0; n];
-        problem.fluence_value_and_gradient(&x, &mut gf);
-        problem.fluence_hessian(&mut |i, j, v| {
-            h_mat[i * n + j] += v;
-            qx[i] += v * x[j];
-        });
-        for j in 0..n {
-            b[j] += qx[j] - gf[j];
-        }
-        let z = box_qp(&h_mat, &b, &lower, &upper, &x, settings)?;
+        let z = box_qp(&hessian.matrix, &b, &lower, &upper, &x, settings)?;
         // Armijo along the segment x -> z on the true objective.
-        problem.value_and_gradient(&x, &mut grad)?;
-        let slope: f64 = grad
+        let slope: f64 = point
+            .grad
             .iter()
             .zip(z.iter().zip(&x))
             .map(|(g, (z, x))| g * (z - x))
@@ -142,50 +178,48 @@ pub fn solve_exact(
         let mut t = 1.0;
         let mut trial = vec![0.0; n];
         let mut accepted = false;
-        for _ in 0..60 {
-            for j in 0..n {
-                trial[j] = (x[j] + t * (z[j] - x[j])).clamp(lower[j], upper[j]);
-            }
-            let ft = problem.value(&trial)?;
-            evaluations += 1;
-            if ft <= f + 1e-4 * t * slope.min(0.0) {
-                accepted = ft < f || slope >= 0.0;
-                if ft <= f {
-                    x.clone_from(&trial);
-                    f = ft;
+        if slope < 0.0 {
+            for _ in 0..60 {
+                for j in 0..n {
+                    trial[j] = (x[j] + t * (z[j] - x[j])).clamp(lower[j], upper[j]);
                 }
-                break;
+                let ft = problem.value(&trial)?;
+                evaluations += 1;
+                if ft <= point.f + 1e-4 * t * slope {
+                    accepted = ft < point.f;
+                    break;
+                }
+                t *= 0.5;
             }
-            t *= 0.5;
         }
-        history.push(f);
-        let unchanged = previous_pattern.as_ref().is_some_and(|p| *p == pattern);
-        if (unchanged && (t - 1.0).abs() < f64::EPSILON) || !accepted || slope >= 0.0 {
-            stop = if accepted || slope >= 0.0 {
-                StopReason::ProjectedGradient
-            } else {
-                StopReason::LineSearchFailed
-            };
-            // One more pass confirms the piece of the final point.
-            d.dose_into(&x, &mut dose)?;
-            problem.row_model(&dose, &mut h, &mut g_rows);
-            let final_pattern: Vec<bool> = h.iter().map(|&v| v > 0.0).collect();
-            if final_pattern == pattern || !accepted {
-                break;
-            }
-            previous_pattern = Some(final_pattern);
-            continue;
+        if !accepted {
+            // No descent left along the exact model's step: converged to
+            // round-off (judged below by the projected gradient).
+            stop = StopReason::LineSearchFailed;
+            break;
         }
-        previous_pattern = Some(pattern);
+        x.clone_from(&trial);
+        let previous_h = std::mem::take(&mut point.h);
+        point = PiecewiseModel::at(problem, &x)?;
+        evaluations += 1;
+        history.push(point.f);
+        report(u64::from(outer), &point, &x, progress);
+        // A full step to the minimizer of an unchanged piece that stays on
+        // that piece is the minimizer of F.
+        let unchanged = previous_h == point.h;
+        if unchanged && (t - 1.0).abs() < f64::EPSILON {
+            stop = StopReason::ProjectedGradient;
+            break;
+        }
+        hessian.update(problem, &previous_h, &point.h);
     }
-    problem.value_and_gradient(&x, &mut grad)?;
-    let pg = problem.bounds().projected_gradient_norm(&x, &grad);
+    let pg = point.projected_gradient_norm(problem, &x);
     // No decrease left at a projected gradient at round-off is convergence.
     if stop == StopReason::LineSearchFailed && pg <= 1e-9 * pg_start.max(f64::MIN_POSITIVE) {
         stop = StopReason::ProjectedGradient;
     }
     Ok(OptimizationResult {
-        objective: problem.value(&x)?,
+        objective: point.f,
         objectives: problem.objective_values(&x)?,
         constraints: Vec::new(),
         weights: x,
@@ -194,7 +228,7 @@ pub fn solve_exact(
         evaluations,
         rounds: 1,
         time_s: t0.elapsed().as_secs_f64(),
-        stop_reason: if f.is_finite() {
+        stop_reason: if point.f.is_finite() {
             stop
         } else {
             StopReason::Other("non-finite objective".into())
@@ -202,6 +236,93 @@ pub fn solve_exact(
         projected_gradient_norm: pg,
         solver: "exact piecewise-quadratic (projected Newton, LAPACK Cholesky)".into(),
     })
+}
+
+/// The objective at a point with its piece: value, gradient and the row
+/// curvature `h` that selects the piece.
+struct PiecewiseModel {
+    f: f64,
+    grad: Vec<f64>,
+    h: Vec<f64>,
+}
+
+impl PiecewiseModel {
+    /// One `D x` and one `D^T g`.
+    fn at(problem: &FluenceProblem<'_>, x: &[f64]) -> Result<Self> {
+        let d = problem.influence();
+        let rows = d.n_rows();
+        let mut dose = vec![0.0; rows];
+        let mut h = vec![0.0; rows];
+        let mut g_rows = vec![0.0; rows];
+        d.dose_into(x, &mut dose)?;
+        let mut grad = vec![0.0; x.len()];
+        let row_f = problem.row_model(&dose, &mut h, &mut g_rows);
+        d.transpose_product_into(&g_rows, &mut grad)?;
+        let fluence_f = problem.fluence_value_and_gradient(x, &mut grad);
+        Ok(Self {
+            f: row_f + fluence_f,
+            grad,
+            h,
+        })
+    }
+
+    fn projected_gradient_norm(&self, problem: &FluenceProblem<'_>, x: &[f64]) -> f64 {
+        problem.bounds().projected_gradient_norm(x, &self.grad)
+    }
+}
+
+/// The dense Hessian `H = D^T diag(h) D + Q` of the current piece, kept up to
+/// date between pieces by adding only the rows whose curvature changed
+/// (forming `H` from scratch is the solver's most expensive step, and
+/// consecutive pieces differ in a few hundred rows).
+struct GaussNewton {
+    matrix: Vec<f64>,
+    /// Row updates since the last full build, in rows.
+    updated_rows: usize,
+}
+
+impl GaussNewton {
+    fn new(problem: &FluenceProblem<'_>, h: &[f64]) -> Self {
+        let n = problem.n_beamlets();
+        let mut matrix = gauss_newton_matrix(problem, h);
+        problem.fluence_hessian(&mut |i, j, v| matrix[i * n + j] += v);
+        Self {
+            matrix,
+            updated_rows: 0,
+        }
+    }
+
+    /// Moves `H` from the piece `old` to the piece `new`: rank-one row
+    /// updates while few rows changed (bounded in total, so round-off
+    /// cannot accumulate), a fresh build otherwise.
+    fn update(&mut self, problem: &FluenceProblem<'_>, old: &[f64], new: &[f64]) {
+        // Exact comparison: a row's curvature is a constant of its piece.
+        let changed: Vec<usize> = (0..new.len())
+            .filter(|&r| old[r].to_bits() != new[r].to_bits())
+            .collect();
+        let active = new.iter().filter(|&&v| v > 0.0).count();
+        if self.updated_rows + changed.len() > active / 2 {
+            *self = Self::new(problem, new);
+            return;
+        }
+        self.updated_rows += changed.len();
+        let d = problem.influence();
+        let n = problem.n_beamlets();
+        for r in changed {
+            let dh = new[r] - old[r];
+            let (cols, vals) = d.row(r);
+            for (a, &ca) in cols.iter().enumerate() {
+                let va = dh * f64::from(vals[a]);
+                for (&cb, &vb) in cols[a..].iter().zip(&vals[a..]) {
+                    let v = va * f64::from(vb);
+                    self.matrix[ca as usize * n + cb as usize] += v;
+                    if cb != ca {
+                        self.matrix[cb as usize * n + ca as usize] += v;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `D^T diag(h) D`, dense row-major `n x n`, over the rows with `h > 0`, in
@@ -382,4 +503,63 @@ fn box_qp(
         previous_free = free;
     }
     Ok(z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FluenceSmoothness, SquaredDeviation};
+    use dosepaint_core::{BeamGrid, BeamletLayout, DoseInfluence, Grid};
+
+    /// The incrementally updated Hessian equals a fresh build of the new
+    /// piece, also when the updates cross the rebuild threshold.
+    #[test]
+    fn gauss_newton_updates_match_a_fresh_build() {
+        let grid = Grid::new([16, 1, 1], [2.0; 3], [0.0; 3]).unwrap();
+        let layout = BeamletLayout::full(
+            vec![BeamGrid {
+                n_rows: 2,
+                n_cols: 3,
+                x0_mm: 0.0,
+                y0_mm: 0.0,
+            }],
+            5.0,
+            5.0,
+        )
+        .unwrap();
+        let t: Vec<(u32, u32, f32)> = (0..16u32)
+            .flat_map(|r| (0..6u32).map(move |c| (r, c, ((r * 7 + c * 3) % 5) as f32 + 0.5)))
+            .collect();
+        let d = DoseInfluence::from_triplets(grid, (0..16).collect(), layout, t).unwrap();
+        let mut p = FluenceProblem::new(&d).unwrap();
+        let rows: Vec<u32> = (0..16).collect();
+        p.add_objective(
+            1.0,
+            SquaredDeviation::from_rows("all", rows, vec![1.0; 16], crate::Deviation::Absolute)
+                .unwrap(),
+        )
+        .unwrap();
+        p.add_fluence_objective(0.5, FluenceSmoothness::new(d.layout()).unwrap())
+            .unwrap();
+        let pieces: [Vec<f64>; 4] = [
+            (0..16)
+                .map(|r| if r % 3 == 0 { 0.0 } else { 1.0 })
+                .collect(),
+            (0..16)
+                .map(|r| if r % 3 == 0 { 2.0 } else { 1.0 })
+                .collect(),
+            (0..16).map(|r| if r < 2 { 0.0 } else { 1.0 }).collect(),
+            (0..16)
+                .map(|r| if r % 2 == 0 { 0.5 } else { 0.0 })
+                .collect(),
+        ];
+        let mut h = GaussNewton::new(&p, &pieces[0]);
+        for w in pieces.windows(2) {
+            h.update(&p, &w[0], &w[1]);
+            let fresh = GaussNewton::new(&p, &w[1]);
+            for (a, b) in h.matrix.iter().zip(&fresh.matrix) {
+                assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+            }
+        }
+    }
 }

@@ -15,6 +15,7 @@
 //! | [`ProjectedLbfgs`], [`ProjectedGradient`] | bound-constrained argmin [`Solver`](argmin::core::Solver)s over `Vec<f64>` |
 //! | [`Constraint`] | hard constraints (augmented Lagrangian) |
 //! | [`optimize`], [`Settings`], [`OptimizationResult`] | run it all with argmin's executor |
+//! | `solve_exact`, `solve_exact_with_progress` (feature `lapack`) | exact solver for piecewise-quadratic plans, alone or after a few L-BFGS iterations |
 //!
 //! The solvers are written against argmin's core traits only (no
 //! argmin-math backend), so no second `ndarray` enters the dependency graph.
@@ -72,7 +73,7 @@ pub use bounds::{Bounds, BoxProblem};
 pub use constraint::{Constraint, ConstraintReport};
 pub use error::{Error, Result};
 #[cfg(feature = "lapack")]
-pub use exact::{ExactSettings, solve_exact};
+pub use exact::{ExactSettings, solve_exact, solve_exact_with_progress};
 pub use objective::{CurvatureKind, FluenceObjective, Objective, map_at_rows, structure_rows};
 pub use objectives::biological::{GeudLimit, LogTcp, Ntcp, NtcpModel};
 pub use objectives::fluence::FluenceSmoothness;

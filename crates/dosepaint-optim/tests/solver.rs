@@ -566,8 +566,20 @@ fn exact_solver_is_the_reference() {
         .unwrap();
     p.add_fluence_objective(0.01, FluenceSmoothness::new(d.layout()).unwrap())
         .unwrap();
-    let exact = solve_exact(&p, &ExactSettings::default(), None).unwrap();
+    let mut reported = Vec::new();
+    let exact =
+        dosepaint_optim::solve_exact_with_progress(&p, &ExactSettings::default(), None, &mut |i| {
+            reported.push((i.iteration, i.objective));
+        })
+        .unwrap();
     assert!(exact.stop_reason.is_converged(), "{:?}", exact.stop_reason);
+    // One report per point of the history, numbered, objective decreasing.
+    assert_eq!(reported.len(), exact.history.len());
+    for (k, ((it, f), h)) in reported.iter().zip(&exact.history).enumerate() {
+        assert_eq!(*it, k as u64);
+        assert!((f - h).abs() <= 1e-12 * h.abs());
+    }
+    assert!(exact.history.windows(2).all(|w| w[1] < w[0]));
     let qn = optimize(&mut p, &tight(), &mut |_| {}).unwrap();
     assert!(
         (qn.objective - exact.objective).abs() <= 1e-8 * exact.objective,
