@@ -17,8 +17,11 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use dosepaint_benches::{SyntheticPlan, SyntheticScale, synthetic_plan};
-use dosepaint_core::{Prescription, Provenance, Volume};
+use dosepaint_benches::{
+    PAINTED_CORE_WEIGHT, PAINTED_NORMAL_WEIGHT, SyntheticPlan, SyntheticScale,
+    painted_prescription, quality_factor, synthetic_plan,
+};
+use dosepaint_core::Prescription;
 use dosepaint_optim::{
     Deviation, DoseLimits, FluenceProblem, IterationInfo, PreconditionerKind, Settings, SolverKind,
     SquaredDeviation, Tolerances, optimize,
@@ -58,7 +61,7 @@ fn main() -> Res<()> {
     );
 
     let normal = plan.body.difference(&plan.target)?.renamed("Body-PTV");
-    let rx = painted_prescription(&plan)?;
+    let rx = painted_prescription(&plan);
     for painted in [false, true] {
         let mut problem = FluenceProblem::new(d)?;
         if painted {
@@ -98,7 +101,7 @@ fn main() -> Res<()> {
                 },
                 &mut |_| {},
             )?;
-            let q = quality_factor(&plan, &rx, &r.weights)?;
+            let q = quality_factor(&plan, &rx, &r.weights);
             let dose = d.dose(&r.weights)?;
             let (core_mean, core_d10) = mean_and_d10(&dose, d, &plan.core)?;
             let (normal_mean, normal_d10) = mean_and_d10(&dose, d, &normal)?;
@@ -248,12 +251,12 @@ fn report(
         reach(1e-4),
     );
     if let Some((plan, rx, Some(qf_opt))) = painted {
-        let q_end = quality_factor(plan, rx, &run.weights)?;
+        let q_end = quality_factor(plan, rx, &run.weights);
         let mut line = format!("{:>31} ", "");
         for goal in [PEER_QF, qf_opt * 1.05] {
             let mut found = None;
             for rec in records {
-                if quality_factor(plan, rx, &rec.weights)? <= goal {
+                if quality_factor(plan, rx, &rec.weights) <= goal {
                     found = Some((rec.iteration, rec.seconds));
                     break;
                 }
@@ -320,9 +323,6 @@ fn lbfgs_then_exact(problem: &mut FluenceProblem<'_>, iterations: u64) -> Res<Ru
 
 /// pyRadPlan's quality factor on the painted case (the peer figure).
 const PEER_QF: f64 = 0.0043;
-/// Organ weights of the painted case.
-const PAINTED_CORE_WEIGHT: f64 = 0.03;
-const PAINTED_NORMAL_WEIGHT: f64 = 0.006;
 
 /// Mean and D10 (dose to the hottest 10 %) of a structure's rows, Gy.
 fn mean_and_d10(
@@ -397,40 +397,4 @@ fn two_products_s(plan: &SyntheticPlan) -> Res<f64> {
     }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
-}
-
-/// 50 Gy in the C, with a smooth (Gaussian, sigma 15 mm) boost to 70 Gy
-/// around the middle of its back (y = 26.25 mm, the mid-radius of the C).
-fn painted_prescription(plan: &SyntheticPlan) -> Res<Prescription> {
-    let grid = plan.target.grid().clone();
-    let mask = plan.target.mask();
-    let values = Volume::from_fn(grid.clone(), |v| {
-        if !mask[v] {
-            return 0.0f32;
-        }
-        let p = grid.voxel_center(v);
-        let r2 = p[0].powi(2) + (p[1] - 26.25).powi(2) + p[2].powi(2);
-        (50.0 + 20.0 * (-r2 / (2.0 * 15.0f64.powi(2))).exp()) as f32
-    });
-    Ok(Prescription::new(
-        values,
-        25,
-        Provenance {
-            description: "synthetic smooth boost 50-70 Gy".into(),
-            spec: String::new(),
-        },
-    )?)
-}
-
-/// QF = mean over target voxels of |D / D_presc - 1|.
-fn quality_factor(plan: &SyntheticPlan, rx: &Prescription, w: &[f64]) -> Res<f64> {
-    let d = &plan.influence;
-    let dose = d.dose(w)?;
-    let rows = d.rows_in_mask(plan.target.mask())?;
-    let p = rx.target_gy().as_slice();
-    let sum: f64 = rows
-        .iter()
-        .map(|&r| (dose[r as usize] / f64::from(p[d.voxels()[r as usize] as usize]) - 1.0).abs())
-        .sum();
-    Ok(sum / rows.len() as f64)
 }
