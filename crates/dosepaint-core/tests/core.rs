@@ -314,6 +314,22 @@ fn beam_geometry_follows_iec_61217_for_hfs() {
     let (xy, depth) = g90.project(iso).unwrap();
     assert!(xy[0].abs() < 1e-9 && xy[1].abs() < 1e-9);
     assert_relative_eq!(depth, 1000.0, epsilon = 1e-9);
+    // Collimator 90 (right-handed about the axis towards the source, i.e.
+    // counter-clockwise seen from the source): leaf travel turns from patient
+    // left to superior, across-pairs from superior to patient right.
+    let c90 = Beam::new("C90", 0.0, 0.0, 90.0, iso)
+        .unwrap()
+        .geometry(PatientPosition::HFS)
+        .unwrap();
+    assert_relative_eq!(c90.bev_x[2], 1.0, epsilon = 1e-12);
+    assert_relative_eq!(c90.bev_y[0], -1.0, epsilon = 1e-12);
+    // Couch 90 (counter-clockwise seen from above) turns the feet towards
+    // IEC +X, where the gantry-90 source is: that beam enters from inferior.
+    let s90 = Beam::new("S90", 90.0, 90.0, 0.0, iso)
+        .unwrap()
+        .geometry(PatientPosition::HFS)
+        .unwrap();
+    assert_relative_eq!(s90.source_mm[2], 30.0 - 1000.0, epsilon = 1e-9);
     // Decubitus positions are refused, not treated as HFS.
     assert!(matches!(
         Beam::new("G0", 0.0, 0.0, 0.0, iso)
