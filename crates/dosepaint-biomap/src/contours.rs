@@ -336,22 +336,17 @@ impl ContourMapping {
             let img = prepare(&l.image, inputs)?;
             let (threshold, above) = l.rule.resolve(&img, inputs)?;
             let mut candidate = vec![false; within.len()];
-            candidate
-                .par_chunks_mut(plane)
-                .enumerate()
-                .skip(w.lo[2])
-                .take(w.hi[2] + 1 - w.lo[2])
-                .for_each(|(k, c)| {
-                    for j in w.lo[1]..=w.hi[1] {
-                        for i in w.lo[0]..=w.hi[0] {
-                            let n = k * plane + j * nx + i;
-                            if within[n] {
-                                let v = img.at(n);
-                                c[j * nx + i] = if above { v >= threshold } else { v < threshold };
-                            }
+            w.par_slices_mut(&mut candidate, plane).for_each(|(k, c)| {
+                for j in w.lo[1]..=w.hi[1] {
+                    for i in w.lo[0]..=w.hi[0] {
+                        let n = k * plane + j * nx + i;
+                        if within[n] {
+                            let v = img.at(n);
+                            c[j * nx + i] = if above { v >= threshold } else { v < threshold };
                         }
                     }
-                });
+                }
+            });
             let (kept, removed) = clean(grid, &mut candidate, l.min_volume_cm3, l.connectivity, w);
             let margin = l.margin_mm.check("contour margin")?;
             let mut grown = candidate;
@@ -361,18 +356,13 @@ impl ContourMapping {
             let s = grid.spacing_mm();
             let reach = [0, 1, 2].map(|a| (margin[a] / s[a]).ceil() as usize);
             let gw = w.grown(reach, grid);
-            grown
-                .par_chunks_mut(plane)
-                .zip(within.par_chunks(plane))
-                .skip(gw.lo[2])
-                .take(gw.hi[2] + 1 - gw.lo[2])
-                .for_each(|(g, wn)| {
-                    for (g, &wn) in g.iter_mut().zip(wn) {
-                        if *g && !wn {
-                            *g = false;
-                        }
+            gw.par_slices_mut(&mut grown, plane).for_each(|(k, g)| {
+                for (g, &wn) in g.iter_mut().zip(&within[k * plane..]) {
+                    if *g && !wn {
+                        *g = false;
                     }
-                });
+                }
+            });
             let s = Structure::new(
                 l.name.clone(),
                 StructureRole::Target,
@@ -421,11 +411,8 @@ impl DoseMapping for ContourMapping {
         for ((s, kept, removed), l) in levels.into_iter().zip(&self.spec.levels) {
             let d = l.dose_gy as f32;
             let mask = s.mask().as_slice();
-            let count: usize = dose
-                .par_chunks_mut(plane)
-                .enumerate()
-                .skip(w.lo[2])
-                .take(w.hi[2] + 1 - w.lo[2])
+            let count: usize = w
+                .par_slices_mut(&mut dose, plane)
                 .map(|(k, o)| {
                     let mut count = 0;
                     for (local, o) in o.iter_mut().enumerate() {

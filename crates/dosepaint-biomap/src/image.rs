@@ -340,23 +340,15 @@ fn prepare_on<'a>(
         Normalization::None => (1.0, 0.0),
         Normalization::SuvMax { region } => {
             let (_, max) = min_max_at(&data, inputs.region_indices(region)?);
-            if max.is_nan() || max <= 0.0 {
-                return Err(Error::image(
-                    &name,
-                    format!("SUVmax in region \"{region}\" is {max}; cannot normalise by it"),
-                ));
-            }
-            (1.0 / max, 0.0)
+            divide_by(&name, max, || {
+                format!("SUVmax in region \"{region}\" is {max}; cannot normalise by it")
+            })?
         }
         Normalization::SuvPeak { region, sphere_cm3 } => {
             let peak = suv_peak_of(grid, &data, inputs.region_indices(region)?, *sphere_cm3)?.value;
-            if peak.is_nan() || peak <= 0.0 {
-                return Err(Error::image(
-                    &name,
-                    format!("SUVpeak in region \"{region}\" is {peak}; cannot normalise by it"),
-                ));
-            }
-            (1.0 / peak, 0.0)
+            divide_by(&name, peak, || {
+                format!("SUVpeak in region \"{region}\" is {peak}; cannot normalise by it")
+            })?
         }
         Normalization::ReferenceRatio { region, statistic } => {
             let idx = inputs.region_indices(region)?;
@@ -364,16 +356,12 @@ fn prepare_on<'a>(
                 ReferenceStatistic::Mean => mean_at(&data, idx),
                 ReferenceStatistic::Median => stats_at(&data, idx).median,
             };
-            if reference.is_nan() || reference <= 0.0 {
-                return Err(Error::image(
-                    &name,
-                    format!(
-                        "the {statistic:?} of reference region \"{region}\" is {reference}; \
-                         a tumour-to-background ratio needs a positive background"
-                    ),
-                ));
-            }
-            (1.0 / reference, 0.0)
+            divide_by(&name, reference, || {
+                format!(
+                    "the {statistic:?} of reference region \"{region}\" is {reference}; a \
+                     tumour-to-background ratio needs a positive background"
+                )
+            })?
         }
         Normalization::ZScore { region } => {
             let s = stats_at(&data, inputs.region_indices(region)?);
@@ -413,6 +401,16 @@ fn prepare_on<'a>(
         scale,
         offset,
     })
+}
+
+/// The scale and offset of a normalisation that divides `image` by a
+/// reference value, which must be positive (`why` says what it is otherwise).
+fn divide_by(image: &str, reference: f64, why: impl FnOnce() -> String) -> Result<(f64, f64)> {
+    if reference.is_nan() || reference <= 0.0 {
+        Err(Error::image(image, why()))
+    } else {
+        Ok((1.0 / reference, 0.0))
+    }
 }
 
 /// Statistics of an image inside a region.

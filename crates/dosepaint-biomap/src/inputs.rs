@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use dosepaint_core::{AffineTransform, Grid, Interpolation, Structure, Volume};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -96,6 +97,19 @@ impl Window {
             lo: [0, 1, 2].map(|a| self.lo[a].min(other.lo[a])),
             hi: [0, 1, 2].map(|a| self.hi[a].max(other.hi[a])),
         }
+    }
+
+    /// The z-slices of `data` (slices of `plane` values each) that this box
+    /// crosses, with their slice index `k`, for parallel work on the box only.
+    pub(crate) fn par_slices_mut<T: Send>(
+        self,
+        data: &mut [T],
+        plane: usize,
+    ) -> impl IndexedParallelIterator<Item = (usize, &mut [T])> {
+        data.par_chunks_mut(plane)
+            .enumerate()
+            .skip(self.lo[2])
+            .take(self.hi[2] + 1 - self.lo[2])
     }
 
     /// Grown by `by` voxels along each axis, clipped to the grid.

@@ -1,6 +1,8 @@
 //! The `DoseMapping` trait, its output and report, the painting loop shared by
 //! the built-in mappings, and the per-voxel adapter.
 
+use std::sync::Arc;
+
 use dosepaint_core::{Prescription, Provenance, Structure, Volume};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -132,41 +134,32 @@ macro_rules! map_via_paint {
 }
 pub(crate) use map_via_paint;
 
-impl<T: DoseMapping + ?Sized> DoseMapping for Box<T> {
-    fn map(&self, inputs: &MappingInputs) -> Result<Prescription> {
-        (**self).map(inputs)
-    }
-    fn map_with_report(&self, inputs: &MappingInputs) -> Result<MappingOutput> {
-        (**self).map_with_report(inputs)
-    }
-    fn paint(&self, inputs: &MappingInputs) -> Result<DoseMap> {
-        (**self).paint(inputs)
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn spec(&self) -> Option<MappingSpec> {
-        (**self).spec()
-    }
+/// A `DoseMapping` for a smart pointer to one: every method, the defaulted
+/// ones included, goes to the pointee, so a boxed or shared mapping paints
+/// exactly as the mapping itself.
+macro_rules! forward_dose_mapping {
+    ($($pointer:ident),+) => {$(
+        impl<T: DoseMapping + ?Sized> DoseMapping for $pointer<T> {
+            fn map(&self, inputs: &MappingInputs) -> Result<Prescription> {
+                (**self).map(inputs)
+            }
+            fn map_with_report(&self, inputs: &MappingInputs) -> Result<MappingOutput> {
+                (**self).map_with_report(inputs)
+            }
+            fn paint(&self, inputs: &MappingInputs) -> Result<DoseMap> {
+                (**self).paint(inputs)
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+            fn spec(&self) -> Option<MappingSpec> {
+                (**self).spec()
+            }
+        }
+    )+};
 }
 
-impl<T: DoseMapping + ?Sized> DoseMapping for std::sync::Arc<T> {
-    fn map(&self, inputs: &MappingInputs) -> Result<Prescription> {
-        (**self).map(inputs)
-    }
-    fn map_with_report(&self, inputs: &MappingInputs) -> Result<MappingOutput> {
-        (**self).map_with_report(inputs)
-    }
-    fn paint(&self, inputs: &MappingInputs) -> Result<DoseMap> {
-        (**self).paint(inputs)
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn spec(&self) -> Option<MappingSpec> {
-        (**self).spec()
-    }
-}
+forward_dose_mapping!(Box, Arc);
 
 /// A painted dose map (total course Gy) with optional per-voxel bounds, its
 /// provenance and report, not yet validated into a [`Prescription`].
@@ -348,6 +341,51 @@ impl Limits {
     }
 }
 
+/// The options most built-in specs share, validated once: the dose to the
+/// base region outside the target, and the floor and cap inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Painting {
+    pub base: Option<f64>,
+    pub limits: Limits,
+}
+
+impl Painting {
+    /// Checks the base dose, floor and cap of the mapping `what` (each a
+    /// finite dose >= 0, the floor not above the cap).
+    pub(crate) fn new(
+        base: Option<f64>,
+        floor: Option<f64>,
+        cap: Option<f64>,
+        what: &str,
+    ) -> Result<Self> {
+        check_base(base, what)?;
+        Ok(Self {
+            base,
+            limits: Limits::new(floor, cap, what)?,
+        })
+    }
+
+    /// [`paint_voxels`] with these options.
+    pub(crate) fn paint<F>(&self, inputs: &MappingInputs, what: &str, f: F) -> Result<Painted>
+    where
+        F: Fn(usize, &mut Tally) -> Result<f64> + Sync,
+    {
+        paint_voxels(inputs, self.base, self.limits, what, f)
+    }
+
+    /// [`finish`] with these options' floor and cap.
+    pub(crate) fn finish(
+        &self,
+        inputs: &MappingInputs,
+        painted: Painted,
+        description: String,
+        spec_json: String,
+        report: MappingReport,
+    ) -> Result<DoseMap> {
+        finish(inputs, painted, self.limits, description, spec_json, report)
+    }
+}
+
 /// Per-slice counters a painting closure may increment (model saturations
 /// and the like), summed over the grid afterwards.
 pub(crate) type Tally = [usize; 8];
@@ -386,11 +424,8 @@ where
     // (lazily zeroed) output is never touched.
     let w = inputs.prescribed_window();
     let mut dose = vec![0.0f32; grid.n_voxels()];
-    let parts: Vec<Result<(usize, usize, Tally)>> = dose
-        .par_chunks_mut(plane)
-        .enumerate()
-        .skip(w.lo[2])
-        .take(w.hi[2] + 1 - w.lo[2])
+    let parts: Vec<Result<(usize, usize, Tally)>> = w
+        .par_slices_mut(&mut dose, plane)
         .map(|(k, out)| {
             let mut floored = 0;
             let mut capped = 0;

@@ -7,9 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, dose, finite, non_negative};
 use crate::image::{ImageSource, Level, Prepared, prepare, resolve_levels};
 use crate::inputs::MappingInputs;
-use crate::mapping::{
-    DoseMap, DoseMapping, Limits, MappingReport, check_base, finish, map_via_paint, paint_voxels,
-};
+use crate::mapping::{DoseMap, DoseMapping, MappingReport, Painting, map_via_paint};
 use crate::spec::MappingSpec;
 
 /// Linear dose painting by numbers (Bentzen 2005, Lancet Oncol 6:112):
@@ -229,8 +227,49 @@ pub struct RiskMapSpec {
     pub cap_gy: Option<f64>,
 }
 
+/// Checks the two end doses of a curve or risk map (`d_low_gy`, `d_high_gy`).
+fn check_end_doses(what: &str, d_low_gy: f64, d_high_gy: f64) -> Result<()> {
+    dose(&format!("{what} d_low_gy"), d_low_gy)?;
+    dose(&format!("{what} d_high_gy"), d_high_gy)?;
+    Ok(())
+}
+
+/// Checks a table of `[x, y]` points for [`piecewise_dose`]: at least two
+/// points, every `x` finite and strictly increasing, every `y` accepted by
+/// `check_y`. `table` names the table in errors, `x` and `y` its columns.
+pub(crate) fn check_table(
+    table: &str,
+    x: &str,
+    y: &str,
+    points: &[[f64; 2]],
+    check_y: fn(&str, f64) -> Result<f64>,
+) -> Result<()> {
+    if points.len() < 2 {
+        return Err(Error::invalid(
+            table,
+            format!("needs at least 2 points, got {}", points.len()),
+        ));
+    }
+    for (k, p) in points.iter().enumerate() {
+        finite(&format!("{table} point {k} {x}"), p[0])?;
+        check_y(&format!("{table} point {k} {y}"), p[1])?;
+        if k > 0 && p[0] <= points[k - 1][0] {
+            return Err(Error::invalid(
+                table,
+                format!(
+                    "{x} must increase strictly: point {k} ({}) follows {}",
+                    p[0],
+                    points[k - 1][0]
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The image -> dose curve of a [`CurveMapping`].
 #[derive(Debug, Clone)]
-enum Curve {
+pub(crate) enum Curve {
     Linear {
         i_low: Level,
         i_high: Level,
@@ -248,104 +287,107 @@ enum Curve {
     },
 }
 
+const LINEAR: &str = "linear mapping";
+const SIGMOID: &str = "sigmoid mapping";
+const PIECEWISE: &str = "piecewise mapping";
+
+impl LinearSpec {
+    /// Checks the spec (image, curve, then base dose, floor and cap) once.
+    pub(crate) fn checked(&self) -> Result<(Curve, Painting)> {
+        self.image.check()?;
+        self.i_low.check(&format!("{LINEAR} i_low"))?;
+        self.i_high.check(&format!("{LINEAR} i_high"))?;
+        if let (Level::Value(lo), Level::Value(hi)) = (self.i_low, self.i_high)
+            && lo >= hi
+        {
+            return Err(Error::invalid(
+                format!("{LINEAR} levels"),
+                format!("i_high ({hi}) must exceed i_low ({lo})"),
+            ));
+        }
+        check_end_doses(LINEAR, self.d_low_gy, self.d_high_gy)?;
+        let painting = Painting::new(self.base_dose_gy, self.floor_gy, self.cap_gy, LINEAR)?;
+        Ok((
+            Curve::Linear {
+                i_low: self.i_low,
+                i_high: self.i_high,
+                d_low: self.d_low_gy,
+                d_high: self.d_high_gy,
+            },
+            painting,
+        ))
+    }
+}
+
+impl SigmoidSpec {
+    /// Checks the spec (image, curve, then base dose, floor and cap) once.
+    pub(crate) fn checked(&self) -> Result<(Curve, Painting)> {
+        self.image.check()?;
+        self.i_50.check(&format!("{SIGMOID} i_50"))?;
+        if !(self.width.is_finite() && self.width != 0.0) {
+            return Err(Error::invalid(
+                format!("{SIGMOID} width"),
+                format!("{} must be finite and non-zero", self.width),
+            ));
+        }
+        check_end_doses(SIGMOID, self.d_low_gy, self.d_high_gy)?;
+        let painting = Painting::new(self.base_dose_gy, self.floor_gy, self.cap_gy, SIGMOID)?;
+        Ok((
+            Curve::Sigmoid {
+                i_50: self.i_50,
+                width: self.width,
+                d_low: self.d_low_gy,
+                d_high: self.d_high_gy,
+            },
+            painting,
+        ))
+    }
+}
+
+impl PiecewiseSpec {
+    /// Checks the spec (image, curve, then base dose, floor and cap) once.
+    pub(crate) fn checked(&self) -> Result<(Curve, Painting)> {
+        self.image.check()?;
+        check_table(
+            &format!("{PIECEWISE} table"),
+            "image value",
+            "dose",
+            &self.points,
+            dose,
+        )?;
+        let painting = Painting::new(self.base_dose_gy, self.floor_gy, self.cap_gy, PIECEWISE)?;
+        Ok((
+            Curve::Piecewise {
+                points: self.points.clone(),
+            },
+            painting,
+        ))
+    }
+}
+
 /// A validated dose-painting-by-numbers mapping (linear, sigmoid, piecewise).
 #[derive(Debug, Clone)]
 pub(crate) struct CurveMapping {
     spec: MappingSpec,
     image: ImageSource,
     curve: Curve,
-    base: Option<f64>,
-    limits: Limits,
+    painting: Painting,
 }
 
 impl CurveMapping {
-    pub(crate) fn linear(s: &LinearSpec) -> Result<Self> {
-        s.image.check()?;
-        s.i_low.check("linear mapping i_low")?;
-        s.i_high.check("linear mapping i_high")?;
-        if let (Level::Value(lo), Level::Value(hi)) = (s.i_low, s.i_high)
-            && lo >= hi
-        {
-            return Err(Error::invalid(
-                "linear mapping levels",
-                format!("i_high ({hi}) must exceed i_low ({lo})"),
-            ));
+    /// The mapping of `spec` (a linear, sigmoid or piecewise spec), its
+    /// image, and what the spec's `checked` made of it.
+    pub(crate) fn new(
+        spec: &MappingSpec,
+        image: &ImageSource,
+        (curve, painting): (Curve, Painting),
+    ) -> Self {
+        Self {
+            spec: spec.clone(),
+            image: image.clone(),
+            curve,
+            painting,
         }
-        dose("linear mapping d_low_gy", s.d_low_gy)?;
-        dose("linear mapping d_high_gy", s.d_high_gy)?;
-        check_base(s.base_dose_gy, "linear mapping")?;
-        Ok(Self {
-            spec: MappingSpec::Linear(s.clone()),
-            image: s.image.clone(),
-            curve: Curve::Linear {
-                i_low: s.i_low,
-                i_high: s.i_high,
-                d_low: s.d_low_gy,
-                d_high: s.d_high_gy,
-            },
-            base: s.base_dose_gy,
-            limits: Limits::new(s.floor_gy, s.cap_gy, "linear mapping")?,
-        })
-    }
-
-    pub(crate) fn sigmoid(s: &SigmoidSpec) -> Result<Self> {
-        s.image.check()?;
-        s.i_50.check("sigmoid mapping i_50")?;
-        if !(s.width.is_finite() && s.width != 0.0) {
-            return Err(Error::invalid(
-                "sigmoid mapping width",
-                format!("{} must be finite and non-zero", s.width),
-            ));
-        }
-        dose("sigmoid mapping d_low_gy", s.d_low_gy)?;
-        dose("sigmoid mapping d_high_gy", s.d_high_gy)?;
-        check_base(s.base_dose_gy, "sigmoid mapping")?;
-        Ok(Self {
-            spec: MappingSpec::Sigmoid(s.clone()),
-            image: s.image.clone(),
-            curve: Curve::Sigmoid {
-                i_50: s.i_50,
-                width: s.width,
-                d_low: s.d_low_gy,
-                d_high: s.d_high_gy,
-            },
-            base: s.base_dose_gy,
-            limits: Limits::new(s.floor_gy, s.cap_gy, "sigmoid mapping")?,
-        })
-    }
-
-    pub(crate) fn piecewise(s: &PiecewiseSpec) -> Result<Self> {
-        s.image.check()?;
-        if s.points.len() < 2 {
-            return Err(Error::invalid(
-                "piecewise mapping table",
-                format!("needs at least 2 points, got {}", s.points.len()),
-            ));
-        }
-        for (k, p) in s.points.iter().enumerate() {
-            finite(&format!("piecewise mapping point {k} image value"), p[0])?;
-            dose(&format!("piecewise mapping point {k} dose"), p[1])?;
-            if k > 0 && p[0] <= s.points[k - 1][0] {
-                return Err(Error::invalid(
-                    "piecewise mapping table",
-                    format!(
-                        "image values must increase strictly: point {k} ({}) follows {}",
-                        p[0],
-                        s.points[k - 1][0]
-                    ),
-                ));
-            }
-        }
-        check_base(s.base_dose_gy, "piecewise mapping")?;
-        Ok(Self {
-            spec: MappingSpec::Piecewise(s.clone()),
-            image: s.image.clone(),
-            curve: Curve::Piecewise {
-                points: s.points.clone(),
-            },
-            base: s.base_dose_gy,
-            limits: Limits::new(s.floor_gy, s.cap_gy, "piecewise mapping")?,
-        })
     }
 
     fn label(&self) -> String {
@@ -387,7 +429,7 @@ impl DoseMapping for CurveMapping {
                 let [lo, hi] = resolve_levels([i_low, i_high], &img, target);
                 if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
                     return Err(Error::invalid(
-                        "linear mapping levels",
+                        format!("{LINEAR} levels"),
                         format!(
                             "i_high ({i_high} = {hi}) must exceed i_low ({i_low} = {lo}) on \
                              image \"{}\"",
@@ -396,7 +438,7 @@ impl DoseMapping for CurveMapping {
                     ));
                 }
                 let (dl, dh) = (*d_low, *d_high);
-                paint_voxels(inputs, self.base, self.limits, &label, |n, _| {
+                self.painting.paint(inputs, &label, |n, _| {
                     Ok(linear_dose(img.at(n), lo, hi, dl, dh))
                 })?
             }
@@ -408,20 +450,17 @@ impl DoseMapping for CurveMapping {
             } => {
                 let [mid] = resolve_levels([i_50], &img, target);
                 let (w, dl, dh) = (*width, *d_low, *d_high);
-                paint_voxels(inputs, self.base, self.limits, &label, |n, _| {
+                self.painting.paint(inputs, &label, |n, _| {
                     Ok(sigmoid_dose(img.at(n), mid, w, dl, dh))
                 })?
             }
-            Curve::Piecewise { points } => {
-                paint_voxels(inputs, self.base, self.limits, &label, |n, _| {
-                    Ok(piecewise_dose(img.at(n), points))
-                })?
-            }
+            Curve::Piecewise { points } => self
+                .painting
+                .paint(inputs, &label, |n, _| Ok(piecewise_dose(img.at(n), points)))?,
         };
-        finish(
+        self.painting.finish(
             inputs,
             painted,
-            self.limits,
             label,
             serde_json::to_string(&self.spec)?,
             MappingReport::default(),
@@ -442,7 +481,7 @@ impl DoseMapping for CurveMapping {
 pub(crate) struct RiskMapping {
     spec: RiskMapSpec,
     weights: Vec<f64>,
-    limits: Limits,
+    painting: Painting,
 }
 
 impl RiskMapping {
@@ -463,13 +502,11 @@ impl RiskMapping {
                 "must sum to a positive number",
             ));
         }
-        dose("risk map d_low_gy", s.d_low_gy)?;
-        dose("risk map d_high_gy", s.d_high_gy)?;
-        check_base(s.base_dose_gy, "risk map")?;
+        check_end_doses("risk map", s.d_low_gy, s.d_high_gy)?;
         Ok(Self {
             spec: s.clone(),
             weights: s.components.iter().map(|c| c.weight / total).collect(),
-            limits: Limits::new(s.floor_gy, s.cap_gy, "risk map")?,
+            painting: Painting::new(s.base_dose_gy, s.floor_gy, s.cap_gy, "risk map")?,
         })
     }
 
@@ -509,23 +546,16 @@ impl DoseMapping for RiskMapping {
         }
         let (dl, dh) = (self.spec.d_low_gy, self.spec.d_high_gy);
         let label = self.label();
-        let painted = paint_voxels(
-            inputs,
-            self.spec.base_dose_gy,
-            self.limits,
-            &label,
-            |n, _| {
-                let r: f64 = parts
-                    .iter()
-                    .map(|(img, lo, hi, w)| w * ((img.at(n) - lo) / (hi - lo)).clamp(0.0, 1.0))
-                    .sum();
-                Ok(dl + r * (dh - dl))
-            },
-        )?;
-        finish(
+        let painted = self.painting.paint(inputs, &label, |n, _| {
+            let r: f64 = parts
+                .iter()
+                .map(|(img, lo, hi, w)| w * ((img.at(n) - lo) / (hi - lo)).clamp(0.0, 1.0))
+                .sum();
+            Ok(dl + r * (dh - dl))
+        })?;
+        self.painting.finish(
             inputs,
             painted,
-            self.limits,
             label,
             serde_json::to_string(&MappingSpec::RiskMap(self.spec.clone()))?,
             MappingReport::default(),

@@ -8,13 +8,13 @@
 use dosepaint_radiobio::{LqParams, OerModel, Repopulation, dose_for_log_cell_kill};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result, dose, positive};
+use crate::error::{Error, Result, dose, finite, non_negative, positive};
 use crate::image::{ImageSource, Level, Prepared, prepare, resolve_levels};
 use crate::inputs::MappingInputs;
 use crate::mapping::{
-    AdjustmentKind, DoseMap, DoseMapping, Limits, MappingReport, check_base, finish, map_via_paint,
-    paint_voxels,
+    AdjustmentKind, DoseMap, DoseMapping, MappingReport, Painting, map_via_paint,
 };
+use crate::numbers::{check_table, piecewise_dose};
 use crate::spec::MappingSpec;
 
 /// A model from tracer uptake (e.g. FMISO tumour-to-blood ratio) to the
@@ -80,8 +80,8 @@ impl Po2Model {
                 k_mmhg,
                 max_po2_mmhg,
             } => {
-                crate::error::finite("pO2 model uptake_oxic", *uptake_oxic)?;
-                crate::error::finite("pO2 model uptake_anoxic", *uptake_anoxic)?;
+                finite("pO2 model uptake_oxic", *uptake_oxic)?;
+                finite("pO2 model uptake_anoxic", *uptake_anoxic)?;
                 if uptake_anoxic <= uptake_oxic {
                     return Err(Error::invalid(
                         "pO2 binding model",
@@ -95,25 +95,16 @@ impl Po2Model {
                 Ok(())
             }
             Po2Model::Table { points } => {
-                if points.len() < 2 {
+                check_table("pO2 table", "uptake", "pO2", points, non_negative)?;
+                if let Some(k) = (1..points.len()).find(|&k| points[k][1] > points[k - 1][1]) {
                     return Err(Error::invalid(
                         "pO2 table",
-                        format!("needs at least 2 points, got {}", points.len()),
+                        format!(
+                            "pO2 must not increase with uptake: point {k} {:?} follows {:?}",
+                            points[k],
+                            points[k - 1]
+                        ),
                     ));
-                }
-                for (k, p) in points.iter().enumerate() {
-                    crate::error::finite(&format!("pO2 table point {k} uptake"), p[0])?;
-                    crate::error::non_negative(&format!("pO2 table point {k} pO2"), p[1])?;
-                    if k > 0 && (p[0] <= points[k - 1][0] || p[1] > points[k - 1][1]) {
-                        return Err(Error::invalid(
-                            "pO2 table",
-                            format!(
-                                "uptake must increase strictly and pO2 must not increase: point \
-                                 {k} {p:?} follows {:?}",
-                                points[k - 1]
-                            ),
-                        ));
-                    }
                 }
                 Ok(())
             }
@@ -175,10 +166,7 @@ impl Po2Model {
                 } else if uptake > last[0] {
                     (last[1], Po2Saturation::Anoxic)
                 } else {
-                    (
-                        crate::numbers::piecewise_dose(uptake, points),
-                        Po2Saturation::None,
-                    )
+                    (piecewise_dose(uptake, points), Po2Saturation::None)
                 }
             }
         })
@@ -429,7 +417,7 @@ pub(crate) struct IsoEffectMapping {
     spec: IsoEffectSpec,
     kind: IsoKind,
     oer: Option<OerModel>,
-    limits: Limits,
+    painting: Painting,
 }
 
 impl IsoEffectMapping {
@@ -448,7 +436,6 @@ impl IsoEffectMapping {
             ));
         }
         dose(&format!("{name} reference_dose_gy"), spec.reference_dose_gy)?;
-        check_base(spec.base_dose_gy, name)?;
         let oer = match &spec.oxygen {
             Some(o) => {
                 o.image.check()?;
@@ -498,7 +485,7 @@ impl IsoEffectMapping {
                 p.tpot_reference_days,
             )?;
             if let Some(t) = p.overall_time_days {
-                crate::error::non_negative("proliferation overall_time_days", t)?;
+                non_negative("proliferation overall_time_days", t)?;
             }
         }
         if let Some(v) = &spec.voxel_lq {
@@ -512,7 +499,7 @@ impl IsoEffectMapping {
             spec: spec.clone(),
             kind,
             oer,
-            limits: Limits::new(spec.floor_gy, spec.cap_gy, name)?,
+            painting: Painting::new(spec.base_dose_gy, spec.floor_gy, spec.cap_gy, name)?,
         })
     }
 
@@ -676,7 +663,7 @@ impl DoseMapping for IsoEffectMapping {
         const RHO_CAP: usize = 3;
         const NO_PROLIF: usize = 4;
         const NO_DOSE: usize = 5;
-        let painted = paint_voxels(inputs, s.base_dose_gy, self.limits, &label, |v, tally| {
+        let painted = self.painting.paint(inputs, &label, |v, tally| {
             let mut lq = s.lq;
             if let Some((a, b)) = voxel_lq {
                 let (a, b) = (f64::from(a.as_slice()[v]), f64::from(b.as_slice()[v]));
@@ -752,10 +739,9 @@ impl DoseMapping for IsoEffectMapping {
             0.0,
             painted.tally[NO_DOSE],
         );
-        finish(
+        self.painting.finish(
             inputs,
             painted,
-            self.limits,
             label,
             serde_json::to_string(&self.to_spec())?,
             report,

@@ -94,9 +94,9 @@ impl MappingSpec {
         Ok(match self {
             MappingSpec::Uniform(s) => Box::new(Uniform::new(s)?),
             MappingSpec::Contours(s) => Box::new(ContourMapping::new(s)?),
-            MappingSpec::Linear(s) => Box::new(CurveMapping::linear(s)?),
-            MappingSpec::Sigmoid(s) => Box::new(CurveMapping::sigmoid(s)?),
-            MappingSpec::Piecewise(s) => Box::new(CurveMapping::piecewise(s)?),
+            MappingSpec::Linear(s) => Box::new(CurveMapping::new(self, &s.image, s.checked()?)),
+            MappingSpec::Sigmoid(s) => Box::new(CurveMapping::new(self, &s.image, s.checked()?)),
+            MappingSpec::Piecewise(s) => Box::new(CurveMapping::new(self, &s.image, s.checked()?)),
             MappingSpec::RiskMap(s) => Box::new(RiskMapping::new(s)?),
             MappingSpec::Hypoxia(s) => Box::new(IsoEffectMapping::new(s, IsoKind::Hypoxia)?),
             MappingSpec::Cellularity(s) => {

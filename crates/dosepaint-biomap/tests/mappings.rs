@@ -9,12 +9,12 @@
 
 mod common;
 
-use common::{grid, head_and_neck, row_inputs, sphere, structure};
+use common::{grid, head_and_neck, row_inputs, sphere, structure, structure_from};
 use dosepaint_biomap::{
     AdcUnit, AdjustmentKind, AlphaBetaMap, Conserve, ContourLevelSpec, ContourSpec, Delivered,
     DensitySpec, DoseMapping, Error, ExcessPolicy, HypoxicModifier, ImageSource, IsoEffectSpec,
     Level, LinearSpec, MappingInputs, MappingSpec, MaxOf, MaxSpec, Normalization, OutsideSource,
-    OxygenSpec, PatientRadiosensitivity, PatientSpec, Po2Model, ProliferationSpec,
+    OxygenSpec, PatientRadiosensitivity, PatientSpec, PiecewiseSpec, Po2Model, ProliferationSpec,
     RedistributeSpec, ReferenceStatistic, Rescale, RiskComponent, RiskMapSpec, TargetStatistic,
     ThresholdRule, UniformSpec, VoxelFn, WeightedComponent, WeightedSpec, clonogen_density,
     prescription_bed, prescription_eqd2, represcribe, sib_doses,
@@ -35,6 +35,65 @@ fn fmiso_tbr() -> ImageSource {
     ImageSource::new("fmiso").ratio_to("blood")
 }
 
+/// The linear map used throughout: `image` 1.2 -> 70 Gy, 2.0 -> 84 Gy, with
+/// 70 Gy to the rest of the base region.
+fn linear_70_84(image: ImageSource) -> MappingSpec {
+    MappingSpec::Linear(LinearSpec::new(image, 1.2, 2.0, 70.0, 84.0).with_base_dose(70.0))
+}
+
+/// Dose painting by contours with one level `name` (where `rule` holds on
+/// `image`) at `dose_gy` over a 70 Gy target.
+fn one_level(name: &str, image: &str, rule: ThresholdRule, dose_gy: f64) -> MappingSpec {
+    MappingSpec::Contours(ContourSpec::new(
+        70.0,
+        vec![ContourLevelSpec::new(
+            name,
+            ImageSource::new(image),
+            rule,
+            dose_gy,
+        )],
+    ))
+}
+
+/// The linear ADC -> clonogen density model of the "adc" image stored in
+/// `unit`, with free water at 3.0e-3 mm^2/s and rho_max 1e7 /cm^3.
+fn adc_density(unit: AdcUnit, adc_min: Level, rho_min: f64, reference_adc: f64) -> DensitySpec {
+    DensitySpec {
+        image: ImageSource::new("adc").normalized(Normalization::Adc { unit }),
+        adc_water_mm2_s: 3.0e-3,
+        adc_min_mm2_s: adc_min,
+        rho_max_per_cm3: 1e7,
+        rho_min_per_cm3: rho_min,
+        reference_adc_mm2_s: Level::Value(reference_adc),
+    }
+}
+
+/// A cellularity mapping (`lq()`, 70 Gy to the reference voxel) with this
+/// density model.
+fn cellularity(density: DensitySpec) -> MappingSpec {
+    let mut spec = IsoEffectSpec::new(lq(), 70.0);
+    spec.density = Some(density);
+    MappingSpec::Cellularity(spec)
+}
+
+fn uniform(dose_gy: f64) -> MappingSpec {
+    MappingSpec::Uniform(UniformSpec {
+        dose_gy,
+        base_dose_gy: None,
+    })
+}
+
+/// A prescription of `doses_gy` in `fractions` on a row of 3 mm voxels.
+fn row_prescription(doses_gy: Vec<f32>, fractions: u32) -> Prescription {
+    let g = grid([doses_gy.len(), 1, 1], [3.0; 3]);
+    Prescription::new(
+        Volume::from_vec(g, doses_gy).unwrap(),
+        fractions,
+        Provenance::default(),
+    )
+    .unwrap()
+}
+
 // ---------------------------------------------------------------- numbers
 
 /// Linear dose painting by numbers, `shared/reference/dose_painting.md`
@@ -49,10 +108,9 @@ fn linear_mapping_follows_bentzen_formula() {
     let inputs = row_inputs(&[("fmiso", &tbr)], Some(&target), 35);
     let ptv = structure(inputs.grid(), "PTV", |[i, _, _]| i < 8);
     let inputs = inputs.with_base_region(ptv).unwrap();
-    let spec = MappingSpec::Linear(
-        LinearSpec::new(ImageSource::new("fmiso"), 1.2, 2.0, 70.0, 84.0).with_base_dose(70.0),
-    );
-    let rx = spec.map(&inputs).unwrap();
+    let rx = linear_70_84(ImageSource::new("fmiso"))
+        .map(&inputs)
+        .unwrap();
     let expected = [70.0, 70.0, 73.5, 77.0, 80.5, 84.0, 84.0, 70.0, 0.0];
     for (d, e) in rx.target_gy().as_slice().iter().zip(expected) {
         assert!(close(f64::from(*d), e, 1e-4), "{d} vs {e}");
@@ -156,19 +214,16 @@ fn risk_map_combines_images_with_weights() {
 #[test]
 fn fmiso_sib_gives_84_gy_to_the_hypoxic_subvolume() {
     let inputs = head_and_neck();
-    let spec = MappingSpec::Contours(ContourSpec::new(
-        70.0,
-        vec![ContourLevelSpec::new(
-            "HTV",
-            ImageSource::new("fmiso"),
-            ThresholdRule::RatioToReference {
-                region: "blood".into(),
-                ratio: 1.3,
-                statistic: ReferenceStatistic::default(),
-            },
-            84.0,
-        )],
-    ));
+    let spec = one_level(
+        "HTV",
+        "fmiso",
+        ThresholdRule::RatioToReference {
+            region: "blood".into(),
+            ratio: 1.3,
+            statistic: ReferenceStatistic::default(),
+        },
+        84.0,
+    );
     let out = spec.map_with_report(&inputs).unwrap();
     let rx = &out.prescription;
     let htv = &out.report.structures[0];
@@ -219,15 +274,7 @@ fn flame_sib_eqd2() {
 #[test]
 fn fdg_fraction_of_suvmax_threshold() {
     let inputs = head_and_neck();
-    let spec = MappingSpec::Contours(ContourSpec::new(
-        70.0,
-        vec![ContourLevelSpec::new(
-            "BTV",
-            ImageSource::new("fdg"),
-            ThresholdRule::FractionOfMax(0.5),
-            77.0,
-        )],
-    ));
+    let spec = one_level("BTV", "fdg", ThresholdRule::FractionOfMax(0.5), 77.0);
     let out = spec.map_with_report(&inputs).unwrap();
     let fdg = inputs.image("fdg").unwrap().as_slice();
     let gtv = inputs.target().mask().as_slice();
@@ -333,15 +380,7 @@ fn nested_levels_stay_inside_each_other() {
 #[test]
 fn empty_level_is_reported_not_an_error() {
     let inputs = head_and_neck();
-    let spec = MappingSpec::Contours(ContourSpec::new(
-        70.0,
-        vec![ContourLevelSpec::new(
-            "none",
-            ImageSource::new("fdg"),
-            ThresholdRule::Above(1e6),
-            80.0,
-        )],
-    ));
+    let spec = one_level("none", "fdg", ThresholdRule::Above(1e6), 80.0);
     let out = spec.map_with_report(&inputs).unwrap();
     assert_eq!(out.report.structures[0].voxel_count(), 0);
     assert!(out.report.notes.iter().any(|n| n.contains("is empty")));
@@ -447,16 +486,12 @@ fn iso_effect_equalises_surviving_clonogens() {
         image: fmiso_tbr(),
         ..oxygen(None)
     });
-    spec.density = Some(DensitySpec {
-        image: ImageSource::new("adc").normalized(Normalization::Adc {
-            unit: AdcUnit::Micro,
-        }),
-        adc_water_mm2_s: 3.0e-3,
-        adc_min_mm2_s: Level::Statistic(TargetStatistic::Min),
-        rho_max_per_cm3: 1e7,
-        rho_min_per_cm3: 1e4,
-        reference_adc_mm2_s: Level::Value(1.5e-3),
-    });
+    spec.density = Some(adc_density(
+        AdcUnit::Micro,
+        Level::Statistic(TargetStatistic::Min),
+        1e4,
+        1.5e-3,
+    ));
     let rx = MappingSpec::IsoEffect(spec).map(&inputs).unwrap();
 
     let voxels = inputs.target().voxel_indices();
@@ -502,20 +537,13 @@ fn cellularity_floor_is_applied_and_reported() {
     // 1e-6 mm^2/s: two voxels at or above free water (3.0e-3 mm^2/s).
     let adc = [600.0f32, 1200.0, 3000.0, 3300.0];
     let inputs = row_inputs(&[("adc", &adc)], None, 35);
-    let mut spec = IsoEffectSpec::new(lq(), 70.0);
-    spec.density = Some(DensitySpec {
-        image: ImageSource::new("adc").normalized(Normalization::Adc {
-            unit: AdcUnit::Micro,
-        }),
-        adc_water_mm2_s: 3.0e-3,
-        adc_min_mm2_s: Level::Value(0.6e-3),
-        rho_max_per_cm3: 1e7,
-        rho_min_per_cm3: 1e5,
-        reference_adc_mm2_s: Level::Value(0.6e-3),
-    });
-    let out = MappingSpec::Cellularity(spec)
-        .map_with_report(&inputs)
-        .unwrap();
+    let spec = cellularity(adc_density(
+        AdcUnit::Micro,
+        Level::Value(0.6e-3),
+        1e5,
+        0.6e-3,
+    ));
+    let out = spec.map_with_report(&inputs).unwrap();
     assert_eq!(out.report.count(AdjustmentKind::DensityFloor), 2);
     let d = out.prescription.target_gy().as_slice();
     // The reference voxel gets the reference dose; rho at 1.2e-3 is 0.75 rho_max,
@@ -573,9 +601,7 @@ fn proliferation_adds_the_repopulation_loss() {
 #[test]
 fn patient_radiosensitivity_scales_every_voxel() {
     let inputs = head_and_neck();
-    let inner = MappingSpec::Linear(
-        LinearSpec::new(fmiso_tbr(), 1.2, 2.0, 70.0, 84.0).with_base_dose(70.0),
-    );
+    let inner = linear_70_84(fmiso_tbr());
     let plain = inner.map(&inputs).unwrap();
     let spec = MappingSpec::PatientRadiosensitivity(PatientSpec {
         mapping: Box::new(inner),
@@ -614,9 +640,7 @@ fn demo_spec() -> MappingSpec {
     fdg50.margin_mm = 2.0.into();
     MappingSpec::Max(MaxSpec {
         mappings: vec![
-            MappingSpec::Linear(
-                LinearSpec::new(fmiso_tbr(), 1.2, 2.0, 70.0, 84.0).with_base_dose(70.0),
-            ),
+            linear_70_84(fmiso_tbr()),
             MappingSpec::Contours(ContourSpec::new(70.0, vec![fdg50])),
         ],
     })
@@ -747,12 +771,6 @@ fn specs_in_the_documentation_are_valid() {
 #[test]
 fn weighted_mean_of_prescriptions() {
     let inputs = head_and_neck();
-    let uniform = |d: f64| {
-        MappingSpec::Uniform(UniformSpec {
-            dose_gy: d,
-            base_dose_gy: None,
-        })
-    };
     let spec = MappingSpec::Weighted(WeightedSpec {
         components: vec![
             WeightedComponent {
@@ -782,9 +800,7 @@ fn mean_over(rx: &Prescription, voxels: &[u32]) -> f64 {
 #[test]
 fn redistribution_keeps_the_mean_target_dose() {
     let inputs = head_and_neck();
-    let linear = MappingSpec::Linear(
-        LinearSpec::new(fmiso_tbr(), 1.2, 2.0, 70.0, 84.0).with_base_dose(70.0),
-    );
+    let linear = linear_70_84(fmiso_tbr());
     let painted = linear.map(&inputs).unwrap();
     let gtv = inputs.target().voxel_indices();
     let params = |conserve, rescale, cap| RedistributeSpec {
@@ -894,16 +910,7 @@ fn custom_mappings_combine_with_built_in_ones() {
     })
     .with_base_dose(66.0)
     .unwrap();
-    let combo = MaxOf::new(vec![
-        Box::new(custom),
-        MappingSpec::Uniform(UniformSpec {
-            dose_gy: 70.0,
-            base_dose_gy: None,
-        })
-        .build()
-        .unwrap(),
-    ])
-    .unwrap();
+    let combo = MaxOf::new(vec![Box::new(custom), uniform(70.0).build().unwrap()]).unwrap();
     assert!(combo.spec().is_none());
     let rx = combo.map(&inputs).unwrap();
     let flt = inputs.image("flt").unwrap().as_slice();
@@ -924,25 +931,16 @@ fn custom_mappings_combine_with_built_in_ones() {
 /// alpha/beta 3: BED 120, EQD2 72 (`shared/reference/radiobiology.csv`).
 #[test]
 fn eqd2_and_bed_maps() {
-    let g = grid([2, 1, 1], [3.0; 3]);
-    let rx = Prescription::new(
-        Volume::from_vec(g.clone(), vec![70.0f32, 0.0]).unwrap(),
-        35,
-        Provenance::default(),
-    )
-    .unwrap();
+    let rx = row_prescription(vec![70.0, 0.0], 35);
     let eqd2 = prescription_eqd2(&rx, &AlphaBetaMap::Uniform(10.0)).unwrap();
     let bed = prescription_bed(&rx, &AlphaBetaMap::Uniform(10.0)).unwrap();
     assert!(close(f64::from(eqd2.as_slice()[0]), 70.0, 1e-4));
     assert!(close(f64::from(bed.as_slice()[0]), 84.0, 1e-4));
     assert_eq!(bed.as_slice()[1], 0.0);
-    let rx = Prescription::new(
-        Volume::from_vec(g.clone(), vec![60.0f32, 60.0]).unwrap(),
-        20,
-        Provenance::default(),
-    )
-    .unwrap();
-    let ab = AlphaBetaMap::PerVoxel(Box::new(Volume::from_vec(g, vec![3.0f32, 10.0]).unwrap()));
+    let rx = row_prescription(vec![60.0, 60.0], 20);
+    let ab = AlphaBetaMap::PerVoxel(Box::new(
+        Volume::from_vec(rx.grid().clone(), vec![3.0f32, 10.0]).unwrap(),
+    ));
     let eqd2 = prescription_eqd2(&rx, &ab).unwrap();
     let bed = prescription_bed(&rx, &ab).unwrap();
     assert!(close(f64::from(eqd2.as_slice()[0]), 72.0, 1e-4));
@@ -955,13 +953,7 @@ fn eqd2_and_bed_maps() {
 // ---------------------------------------------------------------- adaptive
 
 fn intent_70_84() -> Prescription {
-    let g = grid([3, 1, 1], [3.0; 3]);
-    Prescription::new(
-        Volume::from_vec(g, vec![70.0f32, 84.0, 0.0]).unwrap(),
-        35,
-        Provenance::default(),
-    )
-    .unwrap()
+    row_prescription(vec![70.0, 84.0, 0.0], 35)
 }
 
 #[test]
@@ -1031,9 +1023,7 @@ fn adaptive_from_delivered_eqd2_and_a_new_image() {
     // A mid-treatment image that shows more hypoxia raises the remaining dose.
     let inputs = head_and_neck();
     let spec = MappingSpec::Bounded(dosepaint_biomap::BoundedSpec {
-        mapping: Box::new(MappingSpec::Linear(
-            LinearSpec::new(fmiso_tbr(), 1.2, 2.0, 70.0, 84.0).with_base_dose(70.0),
-        )),
+        mapping: Box::new(linear_70_84(fmiso_tbr())),
         lower: 0.95,
         upper: 1.05,
     });
@@ -1083,18 +1073,18 @@ fn adaptive_from_delivered_eqd2_and_a_new_image() {
 fn normalisations() {
     let g = grid([6, 1, 1], [3.0; 3]);
     let img = Volume::from_vec(g.clone(), vec![1.0f32, 2.0, 3.0, 4.0, 8.0, 2.0]).unwrap();
-    let reference = Structure::new(
+    let reference = structure_from(
+        &g,
         "muscle",
         StructureRole::Other,
-        Volume::from_vec(g.clone(), vec![true, true, true, false, false, false]).unwrap(),
-    )
-    .unwrap();
-    let target = Structure::new(
+        vec![true, true, true, false, false, false],
+    );
+    let target = structure_from(
+        &g,
         "GTV",
         StructureRole::Target,
-        Volume::from_vec(g.clone(), vec![false, false, false, true, true, false]).unwrap(),
-    )
-    .unwrap();
+        vec![false, false, false, true, true, false],
+    );
     let inputs = MappingInputs::new(target, 30)
         .unwrap()
         .with_region("muscle", reference)
@@ -1146,32 +1136,16 @@ fn smoothing_in_a_mapping_equals_smoothing_the_whole_image() {
     let smoothed =
         dosepaint_biomap::gaussian_smooth(inputs.image("fmiso").unwrap(), [5.0, 5.0, 7.0]).unwrap();
     let with_image = inputs.clone().with_image("fmiso_s", smoothed).unwrap();
-    let a = MappingSpec::Linear(
-        LinearSpec::new(
-            ImageSource::new("fmiso")
-                .smoothed([5.0, 5.0, 7.0])
-                .ratio_to("blood"),
-            1.2,
-            2.0,
-            70.0,
-            84.0,
-        )
-        .with_base_dose(70.0),
+    let a = linear_70_84(
+        ImageSource::new("fmiso")
+            .smoothed([5.0, 5.0, 7.0])
+            .ratio_to("blood"),
     )
     .map(&with_image)
     .unwrap();
-    let b = MappingSpec::Linear(
-        LinearSpec::new(
-            ImageSource::new("fmiso_s").ratio_to("blood"),
-            1.2,
-            2.0,
-            70.0,
-            84.0,
-        )
-        .with_base_dose(70.0),
-    )
-    .map(&with_image)
-    .unwrap();
+    let b = linear_70_84(ImageSource::new("fmiso_s").ratio_to("blood"))
+        .map(&with_image)
+        .unwrap();
     for (x, y) in a
         .target_gy()
         .as_slice()
@@ -1181,11 +1155,7 @@ fn smoothing_in_a_mapping_equals_smoothing_the_whole_image() {
         assert!(close(f64::from(*x), f64::from(*y), 1e-4));
     }
     // Smoothing lowers the hot core.
-    let raw = MappingSpec::Linear(
-        LinearSpec::new(fmiso_tbr(), 1.2, 2.0, 70.0, 84.0).with_base_dose(70.0),
-    )
-    .map(&inputs)
-    .unwrap();
+    let raw = linear_70_84(fmiso_tbr()).map(&inputs).unwrap();
     let max = |rx: &Prescription| {
         rx.target_gy()
             .as_slice()
@@ -1256,45 +1226,30 @@ fn bad_input_gives_clear_errors() {
         .to_string();
     assert!(e.contains("grid mismatch") && e.contains("\"ct\""), "{e}");
     // Missing image and region.
-    let spec = MappingSpec::Linear(LinearSpec::new(
-        ImageSource::new("cu_atsm"),
-        1.0,
-        2.0,
-        70.0,
-        80.0,
-    ));
+    let linear = |image: ImageSource, i_low: f64, i_high: f64| {
+        MappingSpec::Linear(LinearSpec::new(image, i_low, i_high, 70.0, 80.0))
+    };
     assert!(matches!(
-        spec.map(&inputs).unwrap_err(),
+        linear(ImageSource::new("cu_atsm"), 1.0, 2.0)
+            .map(&inputs)
+            .unwrap_err(),
         Error::MissingImage { .. }
     ));
-    let spec = MappingSpec::Linear(LinearSpec::new(
-        ImageSource::new("fmiso").ratio_to("muscle"),
-        1.0,
-        2.0,
-        70.0,
-        80.0,
-    ));
-    let e = spec.map(&inputs).unwrap_err();
+    let e = linear(ImageSource::new("fmiso").ratio_to("muscle"), 1.0, 2.0)
+        .map(&inputs)
+        .unwrap_err();
     assert!(
         matches!(&e, Error::MissingRegion { name, .. } if name == "muscle"),
         "{e}"
     );
     // ADC stored in 1e-6 mm^2/s but declared in mm^2/s.
-    let mut s = IsoEffectSpec::new(lq(), 70.0);
-    s.density = Some(DensitySpec {
-        image: ImageSource::new("adc").normalized(Normalization::Adc {
-            unit: AdcUnit::Mm2PerS,
-        }),
-        adc_water_mm2_s: 3.0e-3,
-        adc_min_mm2_s: Level::Value(0.5e-3),
-        rho_max_per_cm3: 1e7,
-        rho_min_per_cm3: 1e4,
-        reference_adc_mm2_s: Level::Value(1e-3),
-    });
-    let e = MappingSpec::Cellularity(s)
-        .map(&inputs)
-        .unwrap_err()
-        .to_string();
+    let spec = cellularity(adc_density(
+        AdcUnit::Mm2PerS,
+        Level::Value(0.5e-3),
+        1e4,
+        1e-3,
+    ));
+    let e = spec.map(&inputs).unwrap_err().to_string();
     assert!(e.contains("adc") && e.contains("unit"), "{e}");
     // A custom mapping returning a negative dose.
     let bad = VoxelFn::new("bad", [ImageSource::new("fdg")], |v| 5.0 - v.values[0]);
@@ -1304,31 +1259,17 @@ fn bad_input_gives_clear_errors() {
         "{e}"
     );
     // Parameters refused at build time.
-    let e = MappingSpec::Linear(LinearSpec::new(
-        ImageSource::new("fdg"),
-        2.0,
-        1.0,
-        70.0,
-        80.0,
-    ))
-    .build()
-    .unwrap_err();
+    let e = linear(ImageSource::new("fdg"), 2.0, 1.0)
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("i_high"), "{e}");
     let e = MappingSpec::Hypoxia(IsoEffectSpec::new(lq(), 70.0))
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("oxygen"), "{e}");
-    let e = MappingSpec::Contours(ContourSpec::new(
-        70.0,
-        vec![ContourLevelSpec::new(
-            "x",
-            ImageSource::new("fdg"),
-            ThresholdRule::Above(1.0),
-            60.0,
-        )],
-    ))
-    .build()
-    .unwrap_err();
+    let e = one_level("x", "fdg", ThresholdRule::Above(1.0), 60.0)
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("below the base dose"), "{e}");
     // Typos in a spec are caught.
     let e = MappingSpec::from_json(r#"{"kind": "uniform", "dose_gy": 70, "dose_gray": 1}"#)
@@ -1344,4 +1285,58 @@ fn bad_input_gives_clear_errors() {
     assert!(MappingInputs::new(empty, 35).is_err());
     // Zero fractions.
     assert!(inputs.clone().with_fractions(0).is_err());
+}
+
+/// Piecewise dose tables and pO2 calibration tables share one table check:
+/// at least two points, finite and strictly increasing abscissae, valid
+/// ordinates; a pO2 table also must not rise with uptake. Each is refused
+/// when the mapping is built, naming the table and the point.
+#[test]
+fn bad_tables_are_refused_at_build_time() {
+    let piecewise = |points: Vec<[f64; 2]>| {
+        MappingSpec::Piecewise(PiecewiseSpec {
+            image: ImageSource::new("fdg"),
+            points,
+            base_dose_gy: None,
+            floor_gy: None,
+            cap_gy: None,
+        })
+        .build()
+        .map(|_| ())
+    };
+    let refused = |built: Result<(), Error>| built.unwrap_err().to_string();
+    assert!(piecewise(vec![[1.0, 70.0], [2.0, 80.0]]).is_ok());
+    let e = refused(piecewise(vec![[1.0, 70.0]]));
+    assert!(
+        e.contains("piecewise") && e.contains("at least 2 points"),
+        "{e}"
+    );
+    let e = refused(piecewise(vec![[1.0, 70.0], [1.0, 80.0]]));
+    assert!(
+        e.contains("increase strictly") && e.contains("point 1"),
+        "{e}"
+    );
+    let e = refused(piecewise(vec![[1.0, 70.0], [2.0, -1.0]]));
+    assert!(e.contains("point 1 dose"), "{e}");
+    let e = refused(piecewise(vec![[f64::NAN, 70.0], [2.0, 80.0]]));
+    assert!(e.contains("point 0 image value"), "{e}");
+
+    let hypoxia = |points: Vec<[f64; 2]>| {
+        let mut spec = IsoEffectSpec::new(lq(), 70.0);
+        spec.oxygen = Some(OxygenSpec {
+            po2: Po2Model::Table { points },
+            ..oxygen(None)
+        });
+        MappingSpec::Hypoxia(spec).build().map(|_| ())
+    };
+    assert!(hypoxia(vec![[1.0, 60.0], [1.5, 10.0], [3.0, 0.0]]).is_ok());
+    let e = refused(hypoxia(vec![[1.0, 60.0], [1.5, 70.0]]));
+    assert!(
+        e.contains("pO2 table") && e.contains("must not increase"),
+        "{e}"
+    );
+    let e = refused(hypoxia(vec![[1.5, 60.0], [1.0, 10.0]]));
+    assert!(e.contains("uptake must increase strictly"), "{e}");
+    let e = refused(hypoxia(vec![[1.0, 60.0], [1.5, -1.0]]));
+    assert!(e.contains("pO2 table point 1 pO2"), "{e}");
 }

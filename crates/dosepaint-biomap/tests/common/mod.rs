@@ -19,6 +19,11 @@ pub fn structure(g: &Grid, name: &str, f: impl FnMut([usize; 3]) -> bool) -> Str
     Structure::new(name, StructureRole::Target, Volume::from_fn(g.clone(), f)).unwrap()
 }
 
+/// A structure from its mask, voxel by voxel in memory order.
+pub fn structure_from(g: &Grid, name: &str, role: StructureRole, mask: Vec<bool>) -> Structure {
+    Structure::new(name, role, Volume::from_vec(g.clone(), mask).unwrap()).unwrap()
+}
+
 /// A sphere (in mm, about a voxel-centre point).
 pub fn sphere(g: &Grid, name: &str, centre: [f64; 3], r: f64) -> Structure {
     structure(g, name, |v| {
@@ -75,12 +80,7 @@ pub fn row_inputs(
     let n = images[0].1.len();
     let g = grid([n, 1, 1], [3.0; 3]);
     let mask: Vec<bool> = target.map_or_else(|| vec![true; n], <[bool]>::to_vec);
-    let t = Structure::new(
-        "GTV",
-        StructureRole::Target,
-        Volume::from_vec(g.clone(), mask).unwrap(),
-    )
-    .unwrap();
+    let t = structure_from(&g, "GTV", StructureRole::Target, mask);
     let mut inputs = MappingInputs::new(t, fractions).unwrap();
     for (name, values) in images {
         inputs = inputs
