@@ -98,6 +98,14 @@ pub(crate) fn positive(name: &'static str, value: f64) -> Result<f64> {
     }
 }
 
+/// Check several scalar parameters, in order: each finite and strictly positive.
+pub(crate) fn all_positive(params: &[(&'static str, f64)]) -> Result<()> {
+    for &(name, value) in params {
+        positive(name, value)?;
+    }
+    Ok(())
+}
+
 /// Check a scalar parameter: finite and >= 0.
 pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<f64> {
     if value.is_finite() && value >= 0.0 {

@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{self, Error, Result};
 use crate::voxel::{
-    Access, CHUNK, Per, Uni, Weights, bad_dose, bad_weight, check_len, chunk_len, collect_ok,
-    dose_ok, map_chunks,
+    Access, CHUNK, Per, Uni, Weights, check_distribution, check_voxel, chunk_len, collect_ok,
+    map_chunks, positive_total,
 };
 
 /// Below this `|a|`, sums use `expm1`/`ln_1p` to keep full precision near `a = 0`.
@@ -140,14 +140,7 @@ pub(crate) fn geud_core(
     grad: Option<&mut [f64]>,
     outer: impl Fn(f64) -> Option<f64>,
 ) -> Result<f64> {
-    let n = doses.len();
-    if n == 0 {
-        return Err(Error::Empty { name: "doses_gy" });
-    }
-    weights.check_len(n)?;
-    if let Some(g) = grad.as_deref() {
-        check_len("grad_out", n, g.len())?;
-    }
+    check_distribution(doses, weights, grad.as_deref())?;
     match weights {
         Weights::Uniform => geud_impl(a, doses, Uni(1.0), grad, outer),
         Weights::Relative(w) => geud_impl(a, doses, Per(w), grad, outer),
@@ -176,13 +169,7 @@ fn geud_impl<W: Access>(
     });
     let parts = collect_ok(parts)?;
 
-    let wsum: f64 = parts.iter().map(|p| p.wsum).sum();
-    if !(wsum.is_finite() && wsum > 0.0) {
-        return Err(Error::NonPositiveTotal {
-            name: "weights",
-            sum: wsum,
-        });
-    }
+    let wsum = positive_total(parts.iter().map(|p| p.wsum).sum())?;
     let zero_w: f64 = parts.iter().map(|p| p.zero_w).sum();
     let first_zero = parts.iter().find_map(|p| p.first_zero);
     let any_positive = parts.iter().any(|p| p.any_positive);
@@ -422,13 +409,7 @@ fn chunk_pass<W: Access>(
     let zeros: u64 = zeros4.iter().sum();
     if bad {
         for (j, &dj) in d.iter().enumerate() {
-            let wj = w.get(start + j);
-            if !dose_ok(dj) {
-                return Err(bad_dose(start + j, dj));
-            }
-            if !(wj.is_finite() && wj >= 0.0) {
-                return Err(bad_weight(start + j, wj));
-            }
+            check_voxel(start + j, dj, w.get(start + j))?;
         }
     }
     let mut zero_w = 0.0;

@@ -375,77 +375,78 @@ impl ParameterLibrary {
             .ok_or_else(|| Error::UnknownParameterSet(name.to_string()))
     }
 
-    fn wrong(set: &ParameterSet, expected: &'static str) -> Error {
-        Error::WrongModel {
+    /// The parameters of set `name` read through `pick`, or [`Error::WrongModel`]
+    /// naming `expected` when the set holds a model `pick` does not read.
+    fn typed<T>(
+        &self,
+        name: &str,
+        expected: &'static str,
+        pick: impl FnOnce(&ModelParameters) -> Option<T>,
+    ) -> Result<T> {
+        let set = self.lookup(name)?;
+        pick(&set.parameters).ok_or_else(|| Error::WrongModel {
             name: set.name.clone(),
             expected,
             found: set.parameters.kind(),
-        }
+        })
     }
 
     /// The LKB model of set `name`.
     pub fn lkb(&self, name: &str) -> Result<Lkb> {
-        let s = self.lookup(name)?;
-        match &s.parameters {
-            ModelParameters::Lkb(m) => Ok(*m),
-            _ => Err(Self::wrong(s, "lkb")),
-        }
+        self.typed(name, "lkb", |p| match p {
+            ModelParameters::Lkb(m) => Some(*m),
+            _ => None,
+        })
     }
 
     /// The logit model of set `name`.
     pub fn logit(&self, name: &str) -> Result<LogitNtcp> {
-        let s = self.lookup(name)?;
-        match &s.parameters {
-            ModelParameters::Logit(m) => Ok(*m),
-            _ => Err(Self::wrong(s, "logit")),
-        }
+        self.typed(name, "logit", |p| match p {
+            ModelParameters::Logit(m) => Some(*m),
+            _ => None,
+        })
     }
 
     /// The relative seriality model of set `name`.
     pub fn relative_seriality(&self, name: &str) -> Result<RelativeSeriality> {
-        let s = self.lookup(name)?;
-        match &s.parameters {
-            ModelParameters::RelativeSeriality(m) => Ok(*m),
-            _ => Err(Self::wrong(s, "relative_seriality")),
-        }
+        self.typed(name, "relative_seriality", |p| match p {
+            ModelParameters::RelativeSeriality(m) => Some(*m),
+            _ => None,
+        })
     }
 
     /// The population TCP parameters of set `name`.
     pub fn tcp_population(&self, name: &str) -> Result<TcpPopulationParams> {
-        let s = self.lookup(name)?;
-        match &s.parameters {
-            ModelParameters::TcpPopulation(m) => Ok(*m),
-            _ => Err(Self::wrong(s, "tcp_population")),
-        }
+        self.typed(name, "tcp_population", |p| match p {
+            ModelParameters::TcpPopulation(m) => Some(*m),
+            _ => None,
+        })
     }
 
     /// The repopulation model of set `name`.
     pub fn repopulation(&self, name: &str) -> Result<Repopulation> {
-        let s = self.lookup(name)?;
-        match &s.parameters {
-            ModelParameters::Repopulation(m) => Ok(*m),
-            _ => Err(Self::wrong(s, "repopulation")),
-        }
+        self.typed(name, "repopulation", |p| match p {
+            ModelParameters::Repopulation(m) => Some(*m),
+            _ => None,
+        })
     }
 
     /// The OER model of set `name`.
     pub fn oer(&self, name: &str) -> Result<OerModel> {
-        let s = self.lookup(name)?;
-        match &s.parameters {
-            ModelParameters::Oer(m) => Ok(*m),
-            _ => Err(Self::wrong(s, "oer")),
-        }
+        self.typed(name, "oer", |p| match p {
+            ModelParameters::Oer(m) => Some(*m),
+            _ => None,
+        })
     }
 
     /// The alpha/beta ratio of set `name` (from an `alpha_beta`, `lq` or
     /// `tcp_population` set).
     pub fn alpha_beta(&self, name: &str) -> Result<AlphaBeta> {
-        let s = self.lookup(name)?;
-        match &s.parameters {
-            ModelParameters::AlphaBeta { alpha_beta_gy } => Ok(*alpha_beta_gy),
-            ModelParameters::TcpPopulation(p) => Ok(p.alpha_beta()),
-            ModelParameters::Lq(lq) => lq.alpha_beta().ok_or_else(|| Self::wrong(s, "alpha_beta")),
-            _ => Err(Self::wrong(s, "alpha_beta")),
-        }
+        self.typed(name, "alpha_beta", |p| match p {
+            ModelParameters::AlphaBeta { alpha_beta_gy } => Some(*alpha_beta_gy),
+            ModelParameters::TcpPopulation(p) => Some(p.alpha_beta()),
+            ModelParameters::Lq(lq) => lq.alpha_beta(),
+            _ => None,
+        })
     }
 }

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{self, Error, Result};
 use crate::geud::geud_core;
 use crate::voxel::{
-    Access, Per, Uni, Weights, bad_dose, bad_weight, check_len, chunk_len, collect_ok, dose_ok,
-    map_chunks,
+    Access, Per, Uni, Weights, check_distribution, check_voxel, chunk_len, collect_ok, map_chunks,
+    positive_total,
 };
 
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
@@ -35,6 +35,31 @@ pub fn standard_normal_cdf(t: f64) -> f64 {
 /// Standard normal density `phi(t)`.
 pub fn standard_normal_pdf(t: f64) -> f64 {
     FRAC_1_SQRT_2PI * (-0.5 * t * t).exp()
+}
+
+/// An NTCP model that depends on the dose distribution through its gEUD alone
+/// ([`Lkb`], [`LogitNtcp`]): the voxel loop and its validation are gEUD's, the model
+/// supplies the exponent and its response curve with the curve's slope.
+trait GeudResponse {
+    /// The gEUD exponent `a`.
+    fn exponent(&self) -> f64;
+    /// NTCP at a given gEUD (Gy).
+    fn response(&self, geud_gy: f64) -> f64;
+    /// `d NTCP / d gEUD`, `None` where it is infinite.
+    fn slope(&self, geud_gy: f64) -> Option<f64>;
+}
+
+/// NTCP of a gEUD-based model; with `grad` it also writes `d NTCP / d D_i` there.
+fn geud_ntcp(
+    model: &impl GeudResponse,
+    doses_gy: &[f64],
+    weights: Weights<'_>,
+    grad: Option<&mut [f64]>,
+) -> Result<f64> {
+    let g = geud_core(model.exponent(), doses_gy, weights, grad, |g| {
+        model.slope(g)
+    })?;
+    Ok(model.response(g))
 }
 
 /// Lyman-Kutcher-Burman NTCP.
@@ -73,9 +98,7 @@ impl TryFrom<LkbSpec> for Lkb {
 impl Lkb {
     /// `TD50` (Gy, > 0), slope `m` (> 0) and volume parameter `n` (> 0).
     pub fn new(td50_gy: f64, m: f64, n: f64) -> Result<Self> {
-        error::positive("td50_gy", td50_gy)?;
-        error::positive("m", m)?;
-        error::positive("n", n)?;
+        error::all_positive(&[("td50_gy", td50_gy), ("m", m), ("n", n)])?;
         Ok(Lkb { td50_gy, m, n })
     }
 
@@ -115,10 +138,7 @@ impl Lkb {
 
     /// NTCP of a dose distribution (Gy) with relative volumes `weights`.
     pub fn ntcp<'w>(&self, doses_gy: &[f64], weights: impl Into<Weights<'w>>) -> Result<f64> {
-        let g = geud_core(self.geud_exponent(), doses_gy, weights.into(), None, |_| {
-            Some(1.0)
-        })?;
-        Ok(self.ntcp_from_geud(g))
+        geud_ntcp(self, doses_gy, weights.into(), None)
     }
 
     /// NTCP and its gradient with respect to each voxel dose (into `grad_out`).
@@ -128,14 +148,19 @@ impl Lkb {
         weights: impl Into<Weights<'w>>,
         grad_out: &mut [f64],
     ) -> Result<f64> {
-        let g = geud_core(
-            self.geud_exponent(),
-            doses_gy,
-            weights.into(),
-            Some(grad_out),
-            |g| Some(self.ntcp_slope_from_geud(g)),
-        )?;
-        Ok(self.ntcp_from_geud(g))
+        geud_ntcp(self, doses_gy, weights.into(), Some(grad_out))
+    }
+}
+
+impl GeudResponse for Lkb {
+    fn exponent(&self) -> f64 {
+        self.geud_exponent()
+    }
+    fn response(&self, geud_gy: f64) -> f64 {
+        self.ntcp_from_geud(geud_gy)
+    }
+    fn slope(&self, geud_gy: f64) -> Option<f64> {
+        Some(self.ntcp_slope_from_geud(geud_gy))
     }
 }
 
@@ -186,8 +211,7 @@ fn logistic(x: f64) -> f64 {
 impl LogitNtcp {
     /// `TD50` (Gy, > 0), `gamma50` (> 0) and the gEUD exponent `a` (finite).
     pub fn new(td50_gy: f64, gamma50: f64, a: f64) -> Result<Self> {
-        error::positive("td50_gy", td50_gy)?;
-        error::positive("gamma50", gamma50)?;
+        error::all_positive(&[("td50_gy", td50_gy), ("gamma50", gamma50)])?;
         error::finite("a", a)?;
         Ok(LogitNtcp {
             td50_gy,
@@ -244,8 +268,7 @@ impl LogitNtcp {
 
     /// NTCP of a dose distribution (Gy) with relative volumes `weights`.
     pub fn ntcp<'w>(&self, doses_gy: &[f64], weights: impl Into<Weights<'w>>) -> Result<f64> {
-        let g = geud_core(self.a, doses_gy, weights.into(), None, |_| Some(1.0))?;
-        Ok(self.ntcp_from_geud(g))
+        geud_ntcp(self, doses_gy, weights.into(), None)
     }
 
     /// NTCP and its gradient with respect to each voxel dose (into `grad_out`).
@@ -255,10 +278,19 @@ impl LogitNtcp {
         weights: impl Into<Weights<'w>>,
         grad_out: &mut [f64],
     ) -> Result<f64> {
-        let g = geud_core(self.a, doses_gy, weights.into(), Some(grad_out), |g| {
-            self.ntcp_slope_from_geud(g)
-        })?;
-        Ok(self.ntcp_from_geud(g))
+        geud_ntcp(self, doses_gy, weights.into(), Some(grad_out))
+    }
+}
+
+impl GeudResponse for LogitNtcp {
+    fn exponent(&self) -> f64 {
+        self.a
+    }
+    fn response(&self, geud_gy: f64) -> f64 {
+        self.ntcp_from_geud(geud_gy)
+    }
+    fn slope(&self, geud_gy: f64) -> Option<f64> {
+        self.ntcp_slope_from_geud(geud_gy)
     }
 }
 
@@ -306,9 +338,7 @@ struct RsSums {
 impl RelativeSeriality {
     /// `D50` (Gy, > 0), normalised slope `gamma` (> 0) and relative seriality `s` (> 0).
     pub fn new(d50_gy: f64, gamma: f64, s: f64) -> Result<Self> {
-        error::positive("d50_gy", d50_gy)?;
-        error::positive("gamma", gamma)?;
-        error::positive("s", s)?;
+        error::all_positive(&[("d50_gy", d50_gy), ("gamma", gamma), ("s", s)])?;
         Ok(RelativeSeriality { d50_gy, gamma, s })
     }
 
@@ -350,14 +380,7 @@ impl RelativeSeriality {
     }
 
     fn eval(&self, doses: &[f64], weights: Weights<'_>, grad: Option<&mut [f64]>) -> Result<f64> {
-        let n = doses.len();
-        if n == 0 {
-            return Err(Error::Empty { name: "doses_gy" });
-        }
-        weights.check_len(n)?;
-        if let Some(g) = grad.as_deref() {
-            check_len("grad_out", n, g.len())?;
-        }
+        check_distribution(doses, weights, grad.as_deref())?;
         match weights {
             Weights::Uniform => self.eval_impl(doses, Uni(1.0), grad),
             Weights::Relative(w) => self.eval_impl(doses, Per(w), grad),
@@ -385,12 +408,7 @@ impl RelativeSeriality {
                 let i = start + j;
                 let d = doses[i];
                 let wi = w.get(i);
-                if !dose_ok(d) {
-                    return Err(bad_dose(i, d));
-                }
-                if !(wi.is_finite() && wi >= 0.0) {
-                    return Err(bad_weight(i, wi));
-                }
+                check_voxel(i, d, wi)?;
                 let mut g = 0.0;
                 if wi > 0.0 {
                     sums.wsum += wi;
@@ -419,13 +437,7 @@ impl RelativeSeriality {
             Ok(sums)
         });
         let parts = collect_ok(parts)?;
-        let wsum: f64 = parts.iter().map(|p| p.wsum).sum();
-        if !(wsum.is_finite() && wsum > 0.0) {
-            return Err(Error::NonPositiveTotal {
-                name: "weights",
-                sum: wsum,
-            });
-        }
+        let wsum = positive_total(parts.iter().map(|p| p.wsum).sum())?;
         let saturated = parts.iter().any(|p| p.saturated);
         let l = parts.iter().map(|p| p.log_sum).sum::<f64>() / wsum;
         let (ntcp, factor) = if saturated {

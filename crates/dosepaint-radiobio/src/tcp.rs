@@ -81,18 +81,14 @@ trait Kernel3 {
     fn run<L: Access, A: Access, B: Access>(self, ln_n: L, alpha: A, b: B) -> Self::Out;
 }
 
-fn dispatch3<K: Kernel3>(k: K, ln_n: &Field, alpha: &Field, b: &Field) -> K::Out {
-    use Field::{PerVoxel as P, Uniform as U};
-    match (ln_n, alpha, b) {
-        (U(l), U(a), U(c)) => k.run(Uni(*l), Uni(*a), Uni(*c)),
-        (U(l), U(a), P(c)) => k.run(Uni(*l), Uni(*a), Per(c)),
-        (U(l), P(a), U(c)) => k.run(Uni(*l), Per(a), Uni(*c)),
-        (U(l), P(a), P(c)) => k.run(Uni(*l), Per(a), Per(c)),
-        (P(l), U(a), U(c)) => k.run(Per(l), Uni(*a), Uni(*c)),
-        (P(l), U(a), P(c)) => k.run(Per(l), Uni(*a), Per(c)),
-        (P(l), P(a), U(c)) => k.run(Per(l), Per(a), Uni(*c)),
-        (P(l), P(a), P(c)) => k.run(Per(l), Per(a), Per(c)),
+/// `e^l` and a gradient of `l` turned into the gradient of `e^l` in place (chain
+/// rule): TCP from `ln TCP`.
+fn exp_with_gradient(l: f64, grad: &mut [f64]) -> f64 {
+    let t = l.exp();
+    for g in grad.iter_mut() {
+        *g *= t;
     }
+    t
 }
 
 impl PoissonTcp {
@@ -203,11 +199,23 @@ impl PoissonTcp {
     /// TCP and `d TCP / d D_i = TCP d ln TCP / d D_i` (into `grad_out`).
     pub fn tcp_and_gradient(&self, doses_gy: &[f64], grad_out: &mut [f64]) -> Result<f64> {
         let l = self.log_tcp_and_gradient(doses_gy, grad_out)?;
-        let t = l.exp();
-        for g in grad_out.iter_mut() {
-            *g *= t;
+        Ok(exp_with_gradient(l, grad_out))
+    }
+
+    /// Run `k` on the three per-voxel fields, monomorphised for each combination of
+    /// uniform and per-voxel fields.
+    fn dispatch<K: Kernel3>(&self, k: K) -> K::Out {
+        use Field::{PerVoxel as P, Uniform as U};
+        match (&self.ln_clonogens, &self.alpha, &self.beta_per_fraction) {
+            (U(l), U(a), U(c)) => k.run(Uni(*l), Uni(*a), Uni(*c)),
+            (U(l), U(a), P(c)) => k.run(Uni(*l), Uni(*a), Per(c)),
+            (U(l), P(a), U(c)) => k.run(Uni(*l), Per(a), Uni(*c)),
+            (U(l), P(a), P(c)) => k.run(Uni(*l), Per(a), Per(c)),
+            (P(l), U(a), U(c)) => k.run(Per(l), Uni(*a), Uni(*c)),
+            (P(l), U(a), P(c)) => k.run(Per(l), Uni(*a), Per(c)),
+            (P(l), P(a), U(c)) => k.run(Per(l), Per(a), Uni(*c)),
+            (P(l), P(a), P(c)) => k.run(Per(l), Per(a), Per(c)),
         }
-        Ok(t)
     }
 
     fn run(&self, doses: &[f64], grad: Option<&mut [f64]>) -> Result<f64> {
@@ -244,12 +252,7 @@ impl PoissonTcp {
                 Ok(-survivors)
             }
         }
-        dispatch3(
-            K { doses, grad },
-            &self.ln_clonogens,
-            &self.alpha,
-            &self.beta_per_fraction,
-        )
+        self.dispatch(K { doses, grad })
     }
 }
 
@@ -413,6 +416,44 @@ const TINY: f64 = 1e-280;
 /// Voxels per block in the node recurrence.
 const BLOCK: usize = 64;
 
+/// The equally spaced quadrature nodes as the per-voxel recurrence walks them.
+#[derive(Clone, Copy)]
+struct NodeRecurrence {
+    /// `sigma_alpha / alpha_mean`.
+    cv: f64,
+    /// The first node `z_0`.
+    z0: f64,
+    /// The node spacing.
+    h: f64,
+}
+
+impl NodeRecurrence {
+    /// For a voxel with `ln N`, `alpha`, `b = beta / n` and dose `d`: the expected
+    /// survivors at the first node, `N S(z_0)`, and the factor
+    /// `S(z + h) / S(z) = e^{-c alpha d h}` that advances them by one node.
+    #[inline]
+    fn start(self, ln_n: f64, alpha: f64, b: f64, d: f64) -> (f64, f64) {
+        let s = (ln_n - alpha * d * (1.0 + self.cv * self.z0) - b * d * d).exp();
+        let r = (-alpha * d * self.cv * self.h).exp();
+        (s, r)
+    }
+}
+
+/// `(offset, length)` of the successive blocks of at most [`BLOCK`] voxels in a chunk
+/// of `len` voxels.
+fn blocks(len: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..len)
+        .step_by(BLOCK)
+        .map(move |j0| (j0, BLOCK.min(len - j0)))
+}
+
+/// One node step `s r`, flushed to zero below [`TINY`].
+#[inline]
+fn advance(s: f64, r: f64) -> f64 {
+    let t = s * r;
+    if t < TINY { 0.0 } else { t }
+}
+
 impl PopulationTcp {
     /// `relative_sd = sigma_alpha / alpha_mean` (finite, >= 0) scales every voxel's
     /// alpha by `1 + relative_sd z`, `z ~ N(0,1)` truncated where that factor is > 0.
@@ -472,6 +513,14 @@ impl PopulationTcp {
         self.relative_sd
     }
 
+    fn recurrence(&self) -> NodeRecurrence {
+        NodeRecurrence {
+            cv: self.relative_sd,
+            z0: self.z[0],
+            h: self.h,
+        }
+    }
+
     /// The quadrature nodes (z) and normalised weights actually used.
     pub fn nodes(&self) -> (&[f64], &[f64]) {
         (&self.z, &self.w)
@@ -491,11 +540,7 @@ impl PopulationTcp {
     /// Population TCP and its gradient with respect to each voxel dose.
     pub fn tcp_and_gradient(&self, doses_gy: &[f64], grad_out: &mut [f64]) -> Result<f64> {
         let l = self.log_tcp_and_gradient(doses_gy, grad_out)?;
-        let t = l.exp();
-        for g in grad_out.iter_mut() {
-            *g *= t;
-        }
-        Ok(t)
+        Ok(exp_with_gradient(l, grad_out))
     }
 
     /// `ln TCP_pop` and its gradient with respect to each voxel dose:
@@ -524,9 +569,7 @@ impl PopulationTcp {
                     cz,
                 } = self;
                 let n = doses.len();
-                let cv = p.relative_sd;
-                let z0 = p.z[0];
-                let h = p.h;
+                let rec = p.recurrence();
                 map_chunks(n, Some(grad), |start, out| {
                     let out = out.unwrap_or_default();
                     let len = chunk_len(n, start);
@@ -534,16 +577,11 @@ impl PopulationTcp {
                     let mut r = [0.0; BLOCK];
                     let mut acc_c = [0.0; BLOCK];
                     let mut acc_cz = [0.0; BLOCK];
-                    let mut j0 = 0;
-                    while j0 < len {
-                        let bl = BLOCK.min(len - j0);
+                    for (j0, bl) in blocks(len) {
                         for j in 0..bl {
                             let i = start + j0 + j;
                             let d = doses[i];
-                            let ai = alpha.get(i);
-                            s[j] =
-                                (ln_n.get(i) - ai * d * (1.0 + cv * z0) - b.get(i) * d * d).exp();
-                            r[j] = (-ai * d * cv * h).exp();
+                            (s[j], r[j]) = rec.start(ln_n.get(i), alpha.get(i), b.get(i), d);
                             acc_c[j] = 0.0;
                             acc_cz[j] = 0.0;
                         }
@@ -551,8 +589,7 @@ impl PopulationTcp {
                             for j in 0..bl {
                                 acc_c[j] += ck * s[j];
                                 acc_cz[j] += czk * s[j];
-                                let t = s[j] * r[j];
-                                s[j] = if t < TINY { 0.0 } else { t };
+                                s[j] = advance(s[j], r[j]);
                             }
                         }
                         for j in 0..bl {
@@ -561,25 +598,19 @@ impl PopulationTcp {
                             let ai = alpha.get(i);
                             // d(-A_k)/dD_i = s_ik (alpha_i (1 + cv z_k) + 2 b_i D_i)
                             out[j0 + j] =
-                                acc_c[j] * (ai + 2.0 * b.get(i) * d) + acc_cz[j] * ai * cv;
+                                acc_c[j] * (ai + 2.0 * b.get(i) * d) + acc_cz[j] * ai * rec.cv;
                         }
-                        j0 += bl;
                     }
                 });
             }
         }
-        dispatch3(
-            K {
-                p: self,
-                doses: doses_gy,
-                grad: grad_out,
-                c: &c,
-                cz: &cz,
-            },
-            &self.model.ln_clonogens,
-            &self.model.alpha,
-            &self.model.beta_per_fraction,
-        );
+        self.model.dispatch(K {
+            p: self,
+            doses: doses_gy,
+            grad: grad_out,
+            c: &c,
+            cz: &cz,
+        });
         Ok(log_pop)
     }
 
@@ -619,27 +650,20 @@ impl PopulationTcp {
                 let K { p, doses } = self;
                 let n = doses.len();
                 let nodes = p.z.len();
-                let cv = p.relative_sd;
-                let z0 = p.z[0];
-                let h = p.h;
+                let rec = p.recurrence();
                 let parts = map_chunks(n, None, |start, _| {
                     let len = chunk_len(n, start);
                     let mut acc = vec![0.0; nodes];
                     let mut s = [0.0; BLOCK];
                     let mut r = [0.0; BLOCK];
-                    let mut j0 = 0;
-                    while j0 < len {
-                        let bl = BLOCK.min(len - j0);
+                    for (j0, bl) in blocks(len) {
                         for j in 0..bl {
                             let i = start + j0 + j;
                             let d = doses[i];
                             if !dose_ok(d) {
                                 return Err(bad_dose(i, d));
                             }
-                            let ai = alpha.get(i);
-                            s[j] =
-                                (ln_n.get(i) - ai * d * (1.0 + cv * z0) - b.get(i) * d * d).exp();
-                            r[j] = (-ai * d * cv * h).exp();
+                            (s[j], r[j]) = rec.start(ln_n.get(i), alpha.get(i), b.get(i), d);
                         }
                         for s in &mut s[bl..] {
                             *s = 0.0;
@@ -650,13 +674,11 @@ impl PopulationTcp {
                             for (sq, rq) in s.chunks_exact_mut(4).zip(r.chunks_exact(4)) {
                                 for q in 0..4 {
                                     lanes[q] += sq[q];
-                                    let t = sq[q] * rq[q];
-                                    sq[q] = if t < TINY { 0.0 } else { t };
+                                    sq[q] = advance(sq[q], rq[q]);
                                 }
                             }
                             *acc_k += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
                         }
-                        j0 += bl;
                     }
                     Ok(acc)
                 });
@@ -671,11 +693,6 @@ impl PopulationTcp {
             }
         }
         debug_assert!(CHUNK.is_multiple_of(BLOCK));
-        dispatch3(
-            K { p: self, doses },
-            &self.model.ln_clonogens,
-            &self.model.alpha,
-            &self.model.beta_per_fraction,
-        )
+        self.model.dispatch(K { p: self, doses })
     }
 }

@@ -234,6 +234,54 @@ pub(crate) fn dose_ok(d: f64) -> bool {
     (0.0..f64::INFINITY).contains(&d)
 }
 
+/// `true` for a valid weight (finite, >= 0). NaN fails.
+#[inline]
+pub(crate) fn weight_ok(w: f64) -> bool {
+    w.is_finite() && w >= 0.0
+}
+
+/// Check the dose and the weight of voxel `index` (the dose first).
+#[inline]
+pub(crate) fn check_voxel(index: usize, dose: f64, weight: f64) -> Result<()> {
+    if !dose_ok(dose) {
+        return Err(bad_dose(index, dose));
+    }
+    if !weight_ok(weight) {
+        return Err(bad_weight(index, weight));
+    }
+    Ok(())
+}
+
+/// Check the shape of a weighted whole-distribution call: at least one dose, and
+/// `weights` and the gradient buffer (if any) as long as the doses.
+pub(crate) fn check_distribution(
+    doses: &[f64],
+    weights: Weights<'_>,
+    grad: Option<&[f64]>,
+) -> Result<()> {
+    let n = doses.len();
+    if n == 0 {
+        return Err(Error::Empty { name: "doses_gy" });
+    }
+    weights.check_len(n)?;
+    if let Some(g) = grad {
+        check_len("grad_out", n, g.len())?;
+    }
+    Ok(())
+}
+
+/// The sum of the weights, which must be positive and finite (not every weight zero).
+pub(crate) fn positive_total(wsum: f64) -> Result<f64> {
+    if wsum.is_finite() && wsum > 0.0 {
+        Ok(wsum)
+    } else {
+        Err(Error::NonPositiveTotal {
+            name: "weights",
+            sum: wsum,
+        })
+    }
+}
+
 /// Run `f` on every chunk of `CHUNK` voxels in parallel and return the per-chunk
 /// results in chunk order. `f` gets the index of the first voxel of the chunk and
 /// the chunk of `out` (if any).

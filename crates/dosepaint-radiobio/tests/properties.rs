@@ -40,6 +40,29 @@ fn check_gradient(f: impl Fn(&[f64]) -> f64, x: &[f64], grad: &[f64], what: &str
     }
 }
 
+/// The properties every NTCP model shares: the value is in [0, 1], every partial
+/// derivative is >= 0, NTCP does not fall when every dose is scaled up by `scale`,
+/// and the analytic gradient matches central finite differences.
+fn check_ntcp_model(
+    ntcp: impl Fn(&[f64]) -> f64,
+    ntcp_and_gradient: impl Fn(&[f64], &mut [f64]) -> f64,
+    doses: &[f64],
+    scale: f64,
+    what: &str,
+) -> Result<(), TestCaseError> {
+    let mut g = vec![0.0; doses.len()];
+    let p = ntcp_and_gradient(doses, &mut g);
+    prop_assert!((0.0..=1.0).contains(&p), "{what}: NTCP {p} outside [0, 1]");
+    prop_assert!(
+        g.iter().all(|x| *x >= 0.0),
+        "{what}: negative partial derivative in {g:?}"
+    );
+    let hotter: Vec<f64> = doses.iter().map(|x| x * scale).collect();
+    prop_assert!(ntcp(&hotter) >= p, "{what}: NTCP fell when the dose rose");
+    check_gradient(ntcp, doses, &g, what);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -142,13 +165,13 @@ proptest! {
         scale in 1.001f64..1.5
     ) {
         let lkb = Lkb::new(td50, m, n).unwrap();
-        let mut g = vec![0.0; d.len()];
-        let p = lkb.ntcp_and_gradient(&d, &w, &mut g).unwrap();
-        prop_assert!((0.0..=1.0).contains(&p));
-        prop_assert!(g.iter().all(|x| *x >= 0.0));
-        let hotter: Vec<f64> = d.iter().map(|x| x * scale).collect();
-        prop_assert!(lkb.ntcp(&hotter, &w).unwrap() >= p);
-        check_gradient(|x| lkb.ntcp(x, &w).unwrap(), &d, &g, "LKB");
+        check_ntcp_model(
+            |x| lkb.ntcp(x, &w).unwrap(),
+            |x, g| lkb.ntcp_and_gradient(x, &w, g).unwrap(),
+            &d,
+            scale,
+            "LKB",
+        )?;
     }
 
     #[test]
@@ -157,12 +180,13 @@ proptest! {
         scale in 1.001f64..1.5
     ) {
         let model = LogitNtcp::new(td50, gamma, a).unwrap();
-        let mut g = vec![0.0; d.len()];
-        let p = model.ntcp_and_gradient(&d, &w, &mut g).unwrap();
-        prop_assert!((0.0..=1.0).contains(&p));
-        let hotter: Vec<f64> = d.iter().map(|x| x * scale).collect();
-        prop_assert!(model.ntcp(&hotter, &w).unwrap() >= p);
-        check_gradient(|x| model.ntcp(x, &w).unwrap(), &d, &g, "logit");
+        check_ntcp_model(
+            |x| model.ntcp(x, &w).unwrap(),
+            |x, g| model.ntcp_and_gradient(x, &w, g).unwrap(),
+            &d,
+            scale,
+            "logit",
+        )?;
     }
 
     #[test]
@@ -171,12 +195,13 @@ proptest! {
         scale in 1.001f64..1.5
     ) {
         let rs = RelativeSeriality::new(d50, gamma, s).unwrap();
-        let mut g = vec![0.0; d.len()];
-        let p = rs.ntcp_and_gradient(&d, &w, &mut g).unwrap();
-        prop_assert!((0.0..=1.0).contains(&p));
-        let hotter: Vec<f64> = d.iter().map(|x| x * scale).collect();
-        prop_assert!(rs.ntcp(&hotter, &w).unwrap() >= p);
-        check_gradient(|x| rs.ntcp(x, &w).unwrap(), &d, &g, "relative seriality");
+        check_ntcp_model(
+            |x| rs.ntcp(x, &w).unwrap(),
+            |x, g| rs.ntcp_and_gradient(x, &w, g).unwrap(),
+            &d,
+            scale,
+            "relative seriality",
+        )?;
     }
 
     #[test]
