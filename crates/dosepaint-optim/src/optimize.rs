@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::constraint::ConstraintReport;
 use crate::problem::{FluenceProblem, ObjectiveValue, PreconditionerKind};
-use crate::solver::{ProjectedGradient, ProjectedLbfgs, State, StopReason, Tolerances};
+use crate::solver::{ProjectedGradient, ProjectedLbfgs, State, StopReason, Tolerances, Tracked};
 use crate::{Error, Result};
 
 /// Which bound-constrained solver [`optimize`] runs.
@@ -167,46 +167,22 @@ impl OptimizationResult {
     }
 }
 
-/// Read access to a solver's bookkeeping, for [`optimize`].
-trait Bookkeeping {
-    fn history(&self) -> &[f64];
-    fn evaluations(&self) -> u64;
-    fn pg(&self) -> f64;
-}
-
-impl Bookkeeping for ProjectedLbfgs {
-    fn history(&self) -> &[f64] {
-        ProjectedLbfgs::history(self)
-    }
-    fn evaluations(&self) -> u64 {
-        ProjectedLbfgs::evaluations(self)
-    }
-    fn pg(&self) -> f64 {
-        self.projected_gradient_norm()
-    }
-}
-
-impl Bookkeeping for ProjectedGradient {
-    fn history(&self) -> &[f64] {
-        ProjectedGradient::history(self)
-    }
-    fn evaluations(&self) -> u64 {
-        ProjectedGradient::evaluations(self)
-    }
-    fn pg(&self) -> f64 {
-        self.projected_gradient_norm()
-    }
+/// Where the progress callback of [`optimize`] goes, and what it needs to
+/// number one round's iterations.
+struct Reporter<'f> {
+    callback: &'f mut dyn FnMut(&IterationInfo<'_>),
+    /// Iterations done in earlier rounds.
+    offset: u64,
+    max_iterations: u64,
+    round: u32,
+    start: Instant,
 }
 
 /// A solver wrapper that reports every iteration to a callback (no
 /// `'static` bound, unlike argmin observers).
 struct WithProgress<'f, S> {
     inner: S,
-    callback: &'f mut dyn FnMut(&IterationInfo<'_>),
-    offset: u64,
-    max_iterations: u64,
-    round: u32,
-    start: Instant,
+    reporter: Reporter<'f>,
 }
 
 impl<O, S: Solver<O, State>> Solver<O, State> for WithProgress<'_, S> {
@@ -233,13 +209,14 @@ impl<O, S: Solver<O, State>> Solver<O, State> for WithProgress<'_, S> {
             .and_then(|kv| kv.get("projected_gradient_norm"))
             .and_then(argmin::core::KvValue::get_float)
             .unwrap_or(f64::NAN);
-        (self.callback)(&IterationInfo {
-            iteration: self.offset + state.get_iter() + 1,
-            max_iterations: self.max_iterations,
-            round: self.round,
+        let r = &mut self.reporter;
+        (r.callback)(&IterationInfo {
+            iteration: r.offset + state.get_iter() + 1,
+            max_iterations: r.max_iterations,
+            round: r.round,
             objective: state.get_cost(),
             projected_gradient_norm: pg,
-            elapsed_s: self.start.elapsed().as_secs_f64(),
+            elapsed_s: r.start.elapsed().as_secs_f64(),
             weights: state.get_param().map_or(&[], Vec::as_slice),
         });
         Ok((state, kv))
@@ -259,16 +236,23 @@ struct Round {
     pg: f64,
 }
 
+/// Runs one round of `solver` from `start` under argmin's executor,
+/// reporting every iteration.
 fn run_round<'b, 'a, S>(
     problem: &'b FluenceProblem<'a>,
-    solver: WithProgress<'_, S>,
+    solver: S,
+    reporter: Reporter<'_>,
     start: Vec<f64>,
     max_iters: u64,
     timeout: Option<Duration>,
 ) -> Result<Round>
 where
-    S: Solver<&'b FluenceProblem<'a>, State> + Bookkeeping,
+    S: Solver<&'b FluenceProblem<'a>, State> + Tracked,
 {
+    let solver = WithProgress {
+        inner: solver,
+        reporter,
+    };
     let mut exec =
         Executor::new(problem, solver).configure(|s| s.param(start).max_iters(max_iters));
     if let Some(t) = timeout {
@@ -281,14 +265,14 @@ where
         .or_else(|| state.get_param())
         .cloned()
         .ok_or_else(|| Error::Solver("the solver returned no weights".into()))?;
-    let solver = &result.solver().inner;
+    let progress = result.solver().inner.progress();
     Ok(Round {
         weights,
         iterations: state.get_iter(),
-        evaluations: solver.evaluations(),
-        history: solver.history().to_vec(),
+        evaluations: progress.evaluations(),
+        history: progress.history().to_vec(),
         stop: StopReason::from_argmin(state.get_termination_status()),
-        pg: solver.pg(),
+        pg: progress.projected_gradient_norm(),
     })
 }
 
@@ -355,6 +339,13 @@ pub fn optimize(
             None => None,
         };
         let shared: &FluenceProblem<'_> = problem;
+        let reporter = Reporter {
+            callback: progress,
+            offset: iterations,
+            max_iterations: settings.max_iterations,
+            round,
+            start: t0,
+        };
         let r = match settings.solver {
             SolverKind::ProjectedLbfgs => {
                 let mut s = ProjectedLbfgs::new()
@@ -364,30 +355,14 @@ pub fn optimize(
                 if let Some(p) = pre {
                     s = s.with_preconditioner(p);
                 }
-                let wrapped = WithProgress {
-                    inner: s,
-                    callback: progress,
-                    offset: iterations,
-                    max_iterations: settings.max_iterations,
-                    round,
-                    start: t0,
-                };
-                run_round(shared, wrapped, x, remaining_iters, timeout)?
+                run_round(shared, s, reporter, x, remaining_iters, timeout)?
             }
             SolverKind::ProjectedGradient => {
                 let mut s = ProjectedGradient::new().with_tolerances(settings.tolerances)?;
                 if let Some(p) = pre {
                     s = s.with_preconditioner(p);
                 }
-                let wrapped = WithProgress {
-                    inner: s,
-                    callback: progress,
-                    offset: iterations,
-                    max_iterations: settings.max_iterations,
-                    round,
-                    start: t0,
-                };
-                run_round(shared, wrapped, x, remaining_iters, timeout)?
+                run_round(shared, s, reporter, x, remaining_iters, timeout)?
             }
         };
         if history.is_empty() {

@@ -1,6 +1,8 @@
 //! Every built-in objective's analytic gradient against central finite
 //! differences (proptest over random doses), plus closed-form values.
 
+mod common;
+
 use dosepaint_core::{
     BeamGrid, BeamletLayout, DoseInfluence, Grid, Structure, StructureRole, Volume,
 };
@@ -180,33 +182,10 @@ proptest! {
 /// Six voxels in a row (0-3 target, 4-5 organ), four beamlets, entries from
 /// `e` (24 = 6 x 4).
 pub fn small_plan(e: &[f32]) -> (DoseInfluence, Structure, Structure) {
-    let grid = Grid::new([6, 1, 1], [2.0; 3], [0.0; 3]).unwrap();
-    let layout = BeamletLayout::full(
-        vec![BeamGrid {
-            n_rows: 2,
-            n_cols: 2,
-            x0_mm: 0.0,
-            y0_mm: 0.0,
-        }],
-        5.0,
-        5.0,
-    )
-    .unwrap();
     let triplets =
         (0..6u32).flat_map(|r| (0..4u32).map(move |c| (r, c, e[(r * 4 + c) as usize] + 0.05)));
-    let d = DoseInfluence::from_triplets(grid.clone(), (0..6).collect(), layout, triplets).unwrap();
-    let ptv = Structure::new(
-        "PTV",
-        StructureRole::Target,
-        Volume::from_fn(grid.clone(), |[i, _, _]| i < 4),
-    )
-    .unwrap();
-    let oar = Structure::new(
-        "OAR",
-        StructureRole::OrganAtRisk,
-        Volume::from_fn(grid, |[i, _, _]| i >= 4),
-    )
-    .unwrap();
+    let d = common::line_influence(6, [2, 2], triplets);
+    let (ptv, oar) = common::target_and_organ(&d, 4);
     (d, ptv, oar)
 }
 
@@ -266,31 +245,30 @@ fn biological_reference_values() {
     assert!((g.value(&[60.0, 70.0]) - (65.0 - 63.07f64).powi(2)).abs() < 0.05);
     // Poisson TCP, closed form: -ln TCP = N exp(-(alpha D + beta D^2 / n)).
     let lq = LqParams::new(0.3, 0.03).unwrap();
-    let t = LogTcp::from_rows(
-        "tcp",
-        vec![0, 1],
-        35,
-        0.1,
-        vec![1e7; 2],
-        vec![lq.alpha_per_gy(); 2],
-        vec![lq.beta_per_gy2(); 2],
-    )
-    .unwrap();
+    let t = two_voxel_tcp([0, 1], [1e7; 2], lq.alpha_per_gy(), lq.beta_per_gy2()).unwrap();
     let expected = 2.0 * 1e6 * (-(0.3 * 70.0 + 0.03 * 70.0 * 70.0 / 35.0f64)).exp();
     assert!((t.value(&[70.0, 70.0]) - expected).abs() < 1e-9 * expected);
     // A bad model input is an error at construction, naming the voxel.
-    assert!(
-        LogTcp::from_rows(
-            "tcp",
-            vec![0, 1],
-            35,
-            0.1,
-            vec![1e7, -1.0],
-            vec![0.3; 2],
-            vec![0.03; 2]
-        )
-        .is_err()
-    );
+    assert!(two_voxel_tcp([0, 1], [1e7, -1.0], 0.3, 0.03).is_err());
+}
+
+/// `-ln TCP` of two 0.1 cm^3 voxels (`rows`) treated in 35 fractions, with
+/// their clonogen densities (per cm^3) and uniform LQ parameters.
+fn two_voxel_tcp(
+    rows: [u32; 2],
+    clonogens_per_cm3: [f64; 2],
+    alpha_per_gy: f64,
+    beta_per_gy2: f64,
+) -> dosepaint_optim::Result<LogTcp> {
+    LogTcp::from_rows(
+        "tcp",
+        rows.to_vec(),
+        35,
+        0.1,
+        clonogens_per_cm3.to_vec(),
+        vec![alpha_per_gy; 2],
+        vec![beta_per_gy2; 2],
+    )
 }
 
 #[test]
@@ -352,16 +330,7 @@ fn serde_round_trips() {
     .unwrap();
     let back: DoseLimits = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
     assert_eq!(back, o);
-    let t = LogTcp::from_rows(
-        "tcp",
-        vec![1, 2],
-        35,
-        0.1,
-        vec![1e7; 2],
-        vec![0.3; 2],
-        vec![0.03; 2],
-    )
-    .unwrap();
+    let t = two_voxel_tcp([1, 2], [1e7; 2], 0.3, 0.03).unwrap();
     let json = serde_json::to_string(&t).unwrap();
     let back: LogTcp = serde_json::from_str(&json).unwrap();
     assert_eq!(back, t);

@@ -3,41 +3,48 @@
 //! objectives, determinism, constraints, argmin interoperability and error
 //! handling.
 
-use argmin::core::{Executor, State as _};
-use dosepaint_core::{
-    BeamGrid, BeamletLayout, DoseInfluence, Grid, Structure, StructureRole, Volume,
-};
+mod common;
+
+use argmin::core::{Executor, Solver, State as _};
+use dosepaint_core::{DoseInfluence, Structure, StructureRole, Volume};
 use dosepaint_optim::{
     BoxProblem, Constraint, Deviation, DoseLimits, Error, FluenceProblem, FluenceSmoothness,
-    PreconditionerKind, ProjectedGradient, ProjectedLbfgs, Sense, Settings, SolverKind,
-    SquaredDeviation, StartPoint, StopReason, Tolerances, optimize,
+    OptimizationResult, PreconditionerKind, ProjectedGradient, ProjectedLbfgs, Sense, Settings,
+    SolverKind, SquaredDeviation, StartPoint, State, StopReason, Tolerances, optimize,
 };
 use proptest::prelude::*;
 
 /// A matrix with rows `rows x cols` of the given entries, every row a voxel
 /// of a `rows x 1 x 1` grid, and a structure over all rows.
 fn matrix(rows: usize, cols: usize, entries: &[(u32, u32, f32)]) -> (DoseInfluence, Structure) {
-    let grid = Grid::new([rows, 1, 1], [2.0; 3], [0.0; 3]).unwrap();
-    let layout = BeamletLayout::full(
-        vec![BeamGrid {
-            n_rows: 1,
-            n_cols: cols,
-            x0_mm: 0.0,
-            y0_mm: 0.0,
-        }],
-        5.0,
-        5.0,
+    let d = common::line_influence(rows, [1, cols], entries.iter().copied());
+    let all = Structure::new(
+        "All",
+        StructureRole::Target,
+        Volume::filled(d.grid().clone(), true),
     )
     .unwrap();
-    let d = DoseInfluence::from_triplets(
-        grid.clone(),
-        (0..rows as u32).collect(),
-        layout,
-        entries.to_vec(),
-    )
-    .unwrap();
-    let all = Structure::new("All", StructureRole::Target, Volume::filled(grid, true)).unwrap();
     (d, all)
+}
+
+/// Runs [`optimize`] without a progress callback.
+fn solve(p: &mut FluenceProblem<'_>, settings: &Settings) -> OptimizationResult {
+    optimize(p, settings, &mut |_| {}).unwrap()
+}
+
+/// 60 Gy to the PTV and an overdose limit on the organ, both weight 1.
+fn target_and_organ_problem<'a>(
+    d: &'a DoseInfluence,
+    ptv: &Structure,
+    oar: &Structure,
+    organ_limit_gy: f64,
+) -> FluenceProblem<'a> {
+    let mut p = FluenceProblem::new(d).unwrap();
+    p.add_objective(1.0, SquaredDeviation::uniform(d, ptv, 60.0).unwrap())
+        .unwrap();
+    p.add_objective(1.0, DoseLimits::overdose(d, oar, organ_limit_gy).unwrap())
+        .unwrap();
+    p
 }
 
 fn tight() -> Settings {
@@ -84,7 +91,7 @@ fn nnls_toy_with_an_active_bound() {
                 segment_search: segment,
                 ..tight()
             };
-            let r = optimize(&mut p, &settings, &mut |_| {}).unwrap();
+            let r = solve(&mut p, &settings);
             assert!(
                 (r.weights[0] - 1.0).abs() < 1e-8,
                 "{solver:?} {pre:?}: {:?}",
@@ -109,7 +116,7 @@ fn upper_bounds_are_respected() {
     p.add_objective(1.0, SquaredDeviation::uniform(&d, &all, 10.0).unwrap())
         .unwrap();
     p.set_upper_bound(4.0).unwrap();
-    let r = optimize(&mut p, &tight(), &mut |_| {}).unwrap();
+    let r = solve(&mut p, &tight());
     assert!((r.weights[0] - 4.0).abs() < 1e-12);
     assert!(p.set_upper_bound(-1.0).is_err());
 }
@@ -187,7 +194,7 @@ proptest! {
         let rows = d.rows_in_mask(all.mask()).unwrap();
         let mut p = FluenceProblem::new(&d).unwrap();
         p.add_objective(1.0, SquaredDeviation::from_rows("ls", rows, b.clone(), Deviation::Absolute).unwrap()).unwrap();
-        let r = optimize(&mut p, &tight(), &mut |_| {}).unwrap();
+        let r = solve(&mut p, &tight());
         let a: Vec<Vec<f64>> = (0..8).map(|r| (0..4).map(|c| f64::from(e[r * 4 + c])).collect()).collect();
         let w_ref = brute_force_nnls(&a, &b);
         let f_ref: f64 = a.iter().zip(&b).map(|(row, bb)| (row.iter().zip(&w_ref).map(|(x, y)| x * y).sum::<f64>() - bb).powi(2)).sum::<f64>() / 8.0;
@@ -210,18 +217,6 @@ proptest! {
 
 fn plan() -> (DoseInfluence, Structure, Structure) {
     // 12 voxels, 6 beamlets in a 2 x 3 beam grid; a deterministic pseudo-random matrix.
-    let grid = Grid::new([12, 1, 1], [2.0; 3], [0.0; 3]).unwrap();
-    let layout = BeamletLayout::full(
-        vec![BeamGrid {
-            n_rows: 2,
-            n_cols: 3,
-            x0_mm: 0.0,
-            y0_mm: 0.0,
-        }],
-        5.0,
-        5.0,
-    )
-    .unwrap();
     let mut state = 12345u64;
     let mut next = || {
         state = state
@@ -238,19 +233,8 @@ fn plan() -> (DoseInfluence, Structure, Structure) {
             }
         }
     }
-    let d = DoseInfluence::from_triplets(grid.clone(), (0..12).collect(), layout, t).unwrap();
-    let ptv = Structure::new(
-        "PTV",
-        StructureRole::Target,
-        Volume::from_fn(grid.clone(), |[i, _, _]| i < 7),
-    )
-    .unwrap();
-    let oar = Structure::new(
-        "OAR",
-        StructureRole::OrganAtRisk,
-        Volume::from_fn(grid, |[i, _, _]| i >= 7),
-    )
-    .unwrap();
+    let d = common::line_influence(12, [2, 3], t);
+    let (ptv, oar) = common::target_and_organ(&d, 7);
     (d, ptv, oar)
 }
 
@@ -274,8 +258,8 @@ fn result_does_not_depend_on_objective_order() {
         .unwrap()
         .add_objective(1.0, a)
         .unwrap();
-    let r1 = optimize(&mut p1, &tight(), &mut |_| {}).unwrap();
-    let r2 = optimize(&mut p2, &tight(), &mut |_| {}).unwrap();
+    let r1 = solve(&mut p1, &tight());
+    let r2 = solve(&mut p2, &tight());
     assert!((r1.objective - r2.objective).abs() <= 1e-10 * r1.objective);
     for (x, y) in r1.weights.iter().zip(&r2.weights) {
         assert!(
@@ -291,11 +275,7 @@ fn result_does_not_depend_on_objective_order() {
 fn results_are_deterministic_and_report_progress() {
     let (d, ptv, oar) = plan();
     let run = || {
-        let mut p = FluenceProblem::new(&d).unwrap();
-        p.add_objective(1.0, SquaredDeviation::uniform(&d, &ptv, 60.0).unwrap())
-            .unwrap();
-        p.add_objective(1.0, DoseLimits::overdose(&d, &oar, 15.0).unwrap())
-            .unwrap();
+        let mut p = target_and_organ_problem(&d, &ptv, &oar, 15.0);
         p.add_fluence_objective(0.01, FluenceSmoothness::new(d.layout()).unwrap())
             .unwrap();
         let mut seen = Vec::new();
@@ -325,16 +305,12 @@ fn results_are_deterministic_and_report_progress() {
 #[test]
 fn iteration_and_time_limits_stop_the_run() {
     let (d, ptv, oar) = plan();
-    let mut p = FluenceProblem::new(&d).unwrap();
-    p.add_objective(1.0, SquaredDeviation::uniform(&d, &ptv, 60.0).unwrap())
-        .unwrap();
-    p.add_objective(1.0, DoseLimits::overdose(&d, &oar, 5.0).unwrap())
-        .unwrap();
+    let mut p = target_and_organ_problem(&d, &ptv, &oar, 5.0);
     let s = Settings {
         max_iterations: 3,
         ..tight()
     };
-    let r = optimize(&mut p, &s, &mut |_| {}).unwrap();
+    let r = solve(&mut p, &s);
     assert_eq!(r.iterations, 3);
     assert_eq!(r.stop_reason, StopReason::MaxIterations);
     let s = Settings {
@@ -342,7 +318,7 @@ fn iteration_and_time_limits_stop_the_run() {
         max_iterations: 1_000_000,
         ..tight()
     };
-    let r = optimize(&mut p, &s, &mut |_| {}).unwrap();
+    let r = solve(&mut p, &s);
     assert_eq!(r.stop_reason, StopReason::TimeLimit);
 }
 
@@ -353,7 +329,7 @@ fn constraints_are_enforced_and_reported() {
     p.add_objective(1.0, SquaredDeviation::uniform(&d, &ptv, 60.0).unwrap())
         .unwrap();
     // Without the constraint the organ gets far more than 20 Gy.
-    let free = optimize(&mut p, &Settings::default(), &mut |_| {}).unwrap();
+    let free = solve(&mut p, &Settings::default());
     let dose = d.dose(&free.weights).unwrap();
     let organ_max = d
         .rows_in_mask(oar.mask())
@@ -367,15 +343,13 @@ fn constraints_are_enforced_and_reported() {
     );
     p.add_constraint(Constraint::max_dose(&d, &oar, 20.0).unwrap())
         .unwrap();
-    let r = optimize(
+    let r = solve(
         &mut p,
         &Settings {
             max_iterations: 5000,
             ..Settings::default()
         },
-        &mut |_| {},
-    )
-    .unwrap();
+    );
     assert_eq!(r.constraints.len(), 1);
     assert!(r.constraints_met(), "{:#?}", r.constraints);
     assert!(
@@ -391,15 +365,13 @@ fn constraints_are_enforced_and_reported() {
         .unwrap();
     q.add_constraint(Constraint::dose_at_volume(&d, &ptv, 0.5, Sense::AtLeast, 40.0).unwrap())
         .unwrap();
-    let r = optimize(
+    let r = solve(
         &mut q,
         &Settings {
             max_iterations: 5000,
             ..Settings::default()
         },
-        &mut |_| {},
-    )
-    .unwrap();
+    );
     assert!(r.constraints_met(), "{:#?}", r.constraints);
     assert!(r.constraints[0].value >= 40.0 - 0.4);
     // A contradictory pair cannot both be met, and the report says so.
@@ -410,37 +382,39 @@ fn constraints_are_enforced_and_reported() {
         .unwrap();
     q.add_constraint(Constraint::min_dose(&d, &ptv, 40.0).unwrap())
         .unwrap();
-    let r = optimize(
+    let r = solve(
         &mut q,
         &Settings {
             max_outer_iterations: 4,
             ..Settings::default()
         },
-        &mut |_| {},
-    )
-    .unwrap();
+    );
     assert!(!r.constraints_met());
+}
+
+/// Runs `solver` on `problem` under argmin's executor from `start`; returns
+/// the final state.
+fn run_executor<P, S: Solver<P, State>>(
+    problem: P,
+    solver: S,
+    start: &[f64],
+    max_iters: u64,
+) -> State {
+    Executor::new(problem, solver)
+        .configure(|s| s.param(start.to_vec()).max_iters(max_iters))
+        .run()
+        .unwrap()
+        .state()
+        .clone()
 }
 
 #[test]
 fn solvers_run_under_argmin_executor() {
     let (d, ptv, oar) = plan();
-    let mut p = FluenceProblem::new(&d).unwrap();
-    p.add_objective(1.0, SquaredDeviation::uniform(&d, &ptv, 60.0).unwrap())
-        .unwrap();
-    p.add_objective(1.0, DoseLimits::overdose(&d, &oar, 15.0).unwrap())
-        .unwrap();
+    let p = target_and_organ_problem(&d, &ptv, &oar, 15.0);
     let w0 = p.uniform_start().unwrap();
-    let lbfgs = Executor::new(&p, ProjectedLbfgs::new())
-        .configure(|s| s.param(w0.clone()).max_iters(500))
-        .run()
-        .unwrap();
-    let pg = Executor::new(&p, ProjectedGradient::new())
-        .configure(|s| s.param(w0.clone()).max_iters(20000))
-        .run()
-        .unwrap();
-    let f1 = lbfgs.state().get_best_cost();
-    let f2 = pg.state().get_best_cost();
+    let f1 = run_executor(&p, ProjectedLbfgs::new(), &w0, 500).get_best_cost();
+    let f2 = run_executor(&p, ProjectedGradient::new(), &w0, 20000).get_best_cost();
     assert!((f1 - f2).abs() <= 1e-6 * f1, "{f1} vs {f2}");
     // argmin's own steepest descent would run on the same problem through
     // CostFunction + Gradient; check those agree with the BoxProblem path.
@@ -460,19 +434,7 @@ fn solvers_run_under_argmin_executor() {
 fn bad_inputs_give_clear_errors() {
     let (d, ptv, _) = plan();
     // All-zero matrix.
-    let grid = Grid::new([2, 1, 1], [2.0; 3], [0.0; 3]).unwrap();
-    let layout = BeamletLayout::full(
-        vec![BeamGrid {
-            n_rows: 1,
-            n_cols: 1,
-            x0_mm: 0.0,
-            y0_mm: 0.0,
-        }],
-        5.0,
-        5.0,
-    )
-    .unwrap();
-    let zero = DoseInfluence::from_triplets(grid, vec![0, 1], layout, vec![(0, 0, 0.0)]).unwrap();
+    let zero = common::line_influence(2, [1, 1], [(0, 0, 0.0)]);
     assert!(matches!(
         FluenceProblem::new(&zero),
         Err(Error::IllPosed(_))
@@ -580,7 +542,7 @@ fn exact_solver_is_the_reference() {
         assert!((f - h).abs() <= 1e-12 * h.abs());
     }
     assert!(exact.history.windows(2).all(|w| w[1] < w[0]));
-    let qn = optimize(&mut p, &tight(), &mut |_| {}).unwrap();
+    let qn = solve(&mut p, &tight());
     assert!(
         (qn.objective - exact.objective).abs() <= 1e-8 * exact.objective,
         "{} vs {}",
@@ -625,20 +587,14 @@ impl BoxProblem for BoundedRosenbrock {
 fn solvers_work_on_user_problems() {
     let bounds = dosepaint_optim::Bounds::new(vec![-2.0, -2.0], vec![0.5, 2.0]).unwrap();
     let problem = BoundedRosenbrock(bounds);
-    let r = Executor::new(&problem, ProjectedLbfgs::new())
-        .configure(|s| s.param(vec![-1.5, 1.5]).max_iters(500))
-        .run()
-        .unwrap();
-    let w = r.state().get_best_param().unwrap();
+    let r = run_executor(&problem, ProjectedLbfgs::new(), &[-1.5, 1.5], 500);
+    let w = r.get_best_param().unwrap();
     assert!(
         (w[0] - 0.5).abs() < 1e-9 && (w[1] - 0.25).abs() < 1e-7,
         "{w:?}"
     );
-    let r = Executor::new(&problem, ProjectedGradient::new())
-        .configure(|s| s.param(vec![-1.5, 1.5]).max_iters(20000))
-        .run()
-        .unwrap();
-    let w = r.state().get_best_param().unwrap();
+    let r = run_executor(&problem, ProjectedGradient::new(), &[-1.5, 1.5], 20000);
+    let w = r.get_best_param().unwrap();
     assert!(
         (w[0] - 0.5).abs() < 1e-6 && (w[1] - 0.25).abs() < 1e-5,
         "{w:?}"

@@ -7,6 +7,8 @@
 //! derivative) makes the objective's value NaN, which the problem reports as
 //! an error naming the objective.
 
+use std::sync::MutexGuard;
+
 use dosepaint_core::{DoseInfluence, Structure};
 use dosepaint_radiobio::{
     Geud, Lkb, LogitNtcp, LqParams, PoissonTcp, RelativeSeriality, TcpVoxelData, VoxelValues,
@@ -24,17 +26,46 @@ use crate::{Error, Result};
 /// (all weights 0) can reach.
 const DOSE_FLOOR_GY: f64 = 1e-9;
 
-/// Gathers the doses of `rows` into `buf` (floored at [`DOSE_FLOOR_GY`]).
-fn gather(rows: &[u32], dose: &[f64], buf: &mut [f64]) {
-    for (b, &r) in buf.iter_mut().zip(rows) {
-        *b = dose[r as usize].max(DOSE_FLOOR_GY);
-    }
-}
-
 /// Adds `scale * local[k]` into `grad[rows[k]]`.
 fn scatter(rows: &[u32], local: &[f64], scale: f64, grad: &mut [f64]) {
     for (&r, &g) in rows.iter().zip(local) {
         grad[r as usize] += scale * g;
+    }
+}
+
+/// The scratch space of a radiobiological objective: the doses of its rows
+/// as the model sees them (floored at [`DOSE_FLOOR_GY`]) and the model's
+/// gradient with respect to them.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ModelInput {
+    doses: Scratch,
+    grad: Scratch,
+}
+
+impl ModelInput {
+    /// Gathers the doses of `rows` and runs `model` on them.
+    fn eval<R>(&self, rows: &[u32], dose: &[f64], model: impl FnOnce(&[f64]) -> R) -> R {
+        let mut buf = self.doses.get(rows.len());
+        for (b, &r) in buf.iter_mut().zip(rows) {
+            *b = dose[r as usize].max(DOSE_FLOOR_GY);
+        }
+        model(&buf)
+    }
+
+    /// Gathers the doses of `rows` and runs `model` on them with a buffer for
+    /// its gradient; returns the model's value and that gradient (one entry
+    /// per row), or `None` when the model fails.
+    fn eval_with_gradient<E>(
+        &self,
+        rows: &[u32],
+        dose: &[f64],
+        model: impl FnOnce(&[f64], &mut [f64]) -> Result<f64, E>,
+    ) -> Option<(f64, MutexGuard<'_, Vec<f64>>)> {
+        let mut local = self.grad.get(rows.len());
+        let value = self
+            .eval(rows, dose, |doses| model(doses, &mut local))
+            .ok()?;
+        Some((value, local))
     }
 }
 
@@ -50,9 +81,7 @@ pub struct GeudLimit {
     limit_gy: f64,
     sense: Sense,
     #[serde(skip)]
-    doses: Scratch,
-    #[serde(skip)]
-    grad: Scratch,
+    input: ModelInput,
 }
 
 impl GeudLimit {
@@ -72,7 +101,7 @@ impl GeudLimit {
             format!(
                 "{} gEUD(a={a}) {} {limit_gy} Gy",
                 structure.name(),
-                if sense == Sense::AtMost { "<=" } else { ">=" }
+                sense.symbol()
             ),
             rows,
             Geud::new(a)?,
@@ -98,23 +127,21 @@ impl GeudLimit {
             model,
             limit_gy: non_negative("gEUD limit (Gy)", limit_gy)?,
             sense,
-            doses: Scratch::default(),
-            grad: Scratch::default(),
+            input: ModelInput::default(),
         })
     }
 
     /// The gEUD (Gy) of the rows' doses, NaN if the model fails.
     pub fn geud_gy(&self, dose_rows: &[f64]) -> f64 {
-        let mut buf = self.doses.get(self.rows.len());
-        gather(&self.rows, dose_rows, &mut buf);
-        self.model.value(&buf, Weights::Uniform).unwrap_or(f64::NAN)
+        self.input.eval(&self.rows, dose_rows, |doses| {
+            self.model
+                .value(doses, Weights::Uniform)
+                .unwrap_or(f64::NAN)
+        })
     }
 
     fn excess(&self, g: f64) -> f64 {
-        match self.sense {
-            Sense::AtMost => g - self.limit_gy,
-            Sense::AtLeast => self.limit_gy - g,
-        }
+        self.sense.excess(g, self.limit_gy)
     }
 }
 
@@ -128,13 +155,12 @@ impl Objective for GeudLimit {
     }
 
     fn value_and_gradient(&self, dose_rows: &[f64], weight: f64, grad_rows: &mut [f64]) -> f64 {
-        let n = self.rows.len();
-        let mut buf = self.doses.get(n);
-        let mut local = self.grad.get(n);
-        gather(&self.rows, dose_rows, &mut buf);
-        let Ok(g) = self
-            .model
-            .value_and_gradient(&buf, Weights::Uniform, &mut local)
+        let Some((g, local)) =
+            self.input
+                .eval_with_gradient(&self.rows, dose_rows, |doses, local| {
+                    self.model
+                        .value_and_gradient(doses, Weights::Uniform, local)
+                })
         else {
             return f64::NAN;
         };
@@ -142,12 +168,12 @@ impl Objective for GeudLimit {
         if e <= 0.0 {
             return 0.0;
         }
-        let sign = if self.sense == Sense::AtMost {
-            1.0
-        } else {
-            -1.0
-        };
-        scatter(&self.rows, &local, weight * 2.0 * e * sign, grad_rows);
+        scatter(
+            &self.rows,
+            &local,
+            weight * 2.0 * e * self.sense.sign(),
+            grad_rows,
+        );
         e * e
     }
 
@@ -184,8 +210,7 @@ impl Objective for GeudLimit {
 pub struct LogTcp {
     spec: LogTcpSpec,
     model: PoissonTcp,
-    doses: Scratch,
-    grad: Scratch,
+    input: ModelInput,
 }
 
 /// The serialised form of [`LogTcp`]: its inputs, validated on reading.
@@ -226,8 +251,7 @@ impl TryFrom<LogTcpSpec> for LogTcp {
         Ok(Self {
             spec,
             model,
-            doses: Scratch::default(),
-            grad: Scratch::default(),
+            input: ModelInput::default(),
         })
     }
 }
@@ -292,9 +316,9 @@ impl LogTcp {
 
     /// `ln TCP` of the rows' doses (NaN if the model fails).
     pub fn log_tcp(&self, dose_rows: &[f64]) -> f64 {
-        let mut buf = self.doses.get(self.spec.rows.len());
-        gather(&self.spec.rows, dose_rows, &mut buf);
-        self.model.log_tcp(&buf).unwrap_or(f64::NAN)
+        self.input.eval(&self.spec.rows, dose_rows, |doses| {
+            self.model.log_tcp(doses).unwrap_or(f64::NAN)
+        })
     }
 }
 
@@ -308,17 +332,17 @@ impl Objective for LogTcp {
     }
 
     fn value_and_gradient(&self, dose_rows: &[f64], weight: f64, grad_rows: &mut [f64]) -> f64 {
-        let n = self.spec.rows.len();
-        let mut buf = self.doses.get(n);
-        let mut local = self.grad.get(n);
-        gather(&self.spec.rows, dose_rows, &mut buf);
-        match self.model.log_tcp_and_gradient(&buf, &mut local) {
-            Ok(l) => {
-                scatter(&self.spec.rows, &local, -weight, grad_rows);
-                -l
-            }
-            Err(_) => f64::NAN,
-        }
+        let rows = &self.spec.rows;
+        let Some((l, local)) = self
+            .input
+            .eval_with_gradient(rows, dose_rows, |doses, local| {
+                self.model.log_tcp_and_gradient(doses, local)
+            })
+        else {
+            return f64::NAN;
+        };
+        scatter(rows, &local, -weight, grad_rows);
+        -l
     }
 
     fn value(&self, dose_rows: &[f64]) -> f64 {
@@ -349,9 +373,7 @@ pub struct Ntcp {
     rows: Vec<u32>,
     model: NtcpModel,
     #[serde(skip)]
-    doses: Scratch,
-    #[serde(skip)]
-    grad: Scratch,
+    input: ModelInput,
 }
 
 impl Ntcp {
@@ -374,8 +396,7 @@ impl Ntcp {
             name: name.into(),
             rows,
             model,
-            doses: Scratch::default(),
-            grad: Scratch::default(),
+            input: ModelInput::default(),
         }
     }
 
@@ -402,22 +423,21 @@ impl Objective for Ntcp {
     }
 
     fn value_and_gradient(&self, dose_rows: &[f64], weight: f64, grad_rows: &mut [f64]) -> f64 {
-        let n = self.rows.len();
-        let mut buf = self.doses.get(n);
-        let mut local = self.grad.get(n);
-        gather(&self.rows, dose_rows, &mut buf);
-        match self.eval(&buf, Some(&mut local)) {
-            Ok(p) => {
-                scatter(&self.rows, &local, weight, grad_rows);
-                p
-            }
-            Err(_) => f64::NAN,
-        }
+        let Some((p, local)) =
+            self.input
+                .eval_with_gradient(&self.rows, dose_rows, |doses, local| {
+                    self.eval(doses, Some(local))
+                })
+        else {
+            return f64::NAN;
+        };
+        scatter(&self.rows, &local, weight, grad_rows);
+        p
     }
 
     fn value(&self, dose_rows: &[f64]) -> f64 {
-        let mut buf = self.doses.get(self.rows.len());
-        gather(&self.rows, dose_rows, &mut buf);
-        self.eval(&buf, None).unwrap_or(f64::NAN)
+        self.input.eval(&self.rows, dose_rows, |doses| {
+            self.eval(doses, None).unwrap_or(f64::NAN)
+        })
     }
 }

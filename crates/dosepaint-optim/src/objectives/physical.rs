@@ -21,6 +21,39 @@ pub enum Sense {
     AtLeast,
 }
 
+impl Sense {
+    /// `<=` or `>=`, for names.
+    pub(crate) fn symbol(self) -> &'static str {
+        match self {
+            Self::AtMost => "<=",
+            Self::AtLeast => ">=",
+        }
+    }
+
+    /// +1 for [`Sense::AtMost`], -1 for [`Sense::AtLeast`]: the sign of
+    /// `d excess / d value`.
+    pub(crate) fn sign(self) -> f64 {
+        match self {
+            Self::AtMost => 1.0,
+            Self::AtLeast => -1.0,
+        }
+    }
+
+    /// How far `value` lies on the wrong side of `limit` (negative when the
+    /// limit is met).
+    pub(crate) fn excess(self, value: f64, limit: f64) -> f64 {
+        match self {
+            Self::AtMost => value - limit,
+            Self::AtLeast => limit - value,
+        }
+    }
+}
+
+/// The one-sided quadratic penalty `max(0, e)^2` of an excess `e`.
+pub(crate) fn squared_excess(e: f64) -> f64 {
+    if e > 0.0 { e * e } else { 0.0 }
+}
+
 /// How [`SquaredDeviation`] measures the deviation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -734,8 +767,7 @@ macro_rules! extreme_dose {
             }
 
             fn value(&self, dose: &[f64]) -> f64 {
-                let (_, e) = self.excess(dose);
-                if e > 0.0 { e * e } else { 0.0 }
+                squared_excess(self.excess(dose).1)
             }
 
             fn add_curvature(
@@ -791,11 +823,7 @@ impl MeanDose {
     ) -> Result<Self> {
         let rows = structure_rows(influence, structure)?;
         Self::from_rows(
-            format!(
-                "{} mean {} {limit_gy} Gy",
-                structure.name(),
-                sense_symbol(sense)
-            ),
+            format!("{} mean {} {limit_gy} Gy", structure.name(), sense.symbol()),
             rows,
             sense,
             limit_gy,
@@ -837,18 +865,7 @@ impl MeanDose {
     }
 
     fn excess(&self, dose: &[f64]) -> f64 {
-        let m = self.mean_gy(dose);
-        match self.sense {
-            Sense::AtMost => m - self.limit_gy,
-            Sense::AtLeast => self.limit_gy - m,
-        }
-    }
-}
-
-fn sense_symbol(sense: Sense) -> &'static str {
-    match sense {
-        Sense::AtMost => "<=",
-        Sense::AtLeast => ">=",
+        self.sense.excess(self.mean_gy(dose), self.limit_gy)
     }
 }
 
@@ -866,12 +883,7 @@ impl Objective for MeanDose {
         if e <= 0.0 {
             return 0.0;
         }
-        let sign = if self.sense == Sense::AtMost {
-            1.0
-        } else {
-            -1.0
-        };
-        let s = sign * 2.0 * e * weight / self.rows.len() as f64;
+        let s = self.sense.sign() * 2.0 * e * weight / self.rows.len() as f64;
         for &r in &self.rows {
             grad[r as usize] += s;
         }
@@ -879,8 +891,7 @@ impl Objective for MeanDose {
     }
 
     fn value(&self, dose: &[f64]) -> f64 {
-        let e = self.excess(dose);
-        if e > 0.0 { e * e } else { 0.0 }
+        squared_excess(self.excess(dose))
     }
 
     fn add_curvature(&self, dose: &[f64], weight: f64, curvature: &mut [f64]) -> CurvatureKind {
@@ -943,7 +954,7 @@ impl DoseVolume {
             format!(
                 "{} V{dose_gy}Gy {} {}%",
                 structure.name(),
-                sense_symbol(sense),
+                sense.symbol(),
                 volume_fraction * 100.0
             ),
             rows,
@@ -1017,19 +1028,27 @@ impl DoseVolume {
         }
     }
 
+    /// Whether a dose in the band `[lo, hi]` of [`DoseVolume::band`] is
+    /// penalized (the end at the limit `D` is not).
+    fn in_band(&self, d: f64, (lo, hi): (f64, f64)) -> bool {
+        match self.sense {
+            Sense::AtMost => d > lo && d <= hi,
+            Sense::AtLeast => d >= lo && d < hi,
+        }
+    }
+
     fn kernel(&self, dose: &[f64], mut grad: Option<(&mut [f64], f64)>) -> f64 {
-        let Some((lo, hi)) = self.band(dose) else {
+        let Some(band) = self.band(dose) else {
             return 0.0;
         };
         let inv_n = 1.0 / self.rows.len() as f64;
         let mut sum = 0.0;
         for &r in &self.rows {
             let d = dose[r as usize];
-            let e = match self.sense {
-                Sense::AtMost if d > lo && d <= hi => d - self.dose_gy,
-                Sense::AtLeast if d >= lo && d < hi => d - self.dose_gy,
-                _ => continue,
-            };
+            if !self.in_band(d, band) {
+                continue;
+            }
+            let e = d - self.dose_gy;
             sum += e * e;
             if let Some((g, w)) = grad.as_mut() {
                 g[r as usize] += 2.0 * *w * inv_n * e;
@@ -1057,15 +1076,10 @@ impl Objective for DoseVolume {
     }
 
     fn add_curvature(&self, dose: &[f64], weight: f64, curvature: &mut [f64]) -> CurvatureKind {
-        if let Some((lo, hi)) = self.band(dose) {
+        if let Some(band) = self.band(dose) {
             let s = 2.0 * weight / self.rows.len() as f64;
             for &r in &self.rows {
-                let d = dose[r as usize];
-                let inside = match self.sense {
-                    Sense::AtMost => d > lo && d <= hi,
-                    Sense::AtLeast => d >= lo && d < hi,
-                };
-                if inside {
+                if self.in_band(dose[r as usize], band) {
                     curvature[r as usize] += s;
                 }
             }

@@ -3,12 +3,12 @@
 use argmin::core::{KV, Problem, Solver, TerminationStatus};
 use argmin::kv;
 
-use crate::Bounds;
 use crate::bounds::BoxProblem;
-use crate::solver::line_search::{LineSearch, pg_norm, segment_search, slope};
+use crate::solver::iterate::Iterate;
+use crate::solver::line_search::{LineSearch, segment_search, slope};
 use crate::solver::preconditioner::Preconditioner;
-use crate::solver::{Progress, State, StopReason, Tolerances, check_initial, dot, missing_param};
-use crate::{Error, Result};
+use crate::solver::{Progress, State, StopReason, Tolerances, Tracked, dot};
+use crate::{Bounds, Error, Result};
 
 /// Projected L-BFGS for `min F(x)` subject to `l <= x <= u`: a two-metric
 /// projection method (Bertsekas 1982) with a limited-memory BFGS metric on
@@ -42,25 +42,18 @@ pub struct ProjectedLbfgs {
     binding_epsilon: f64,
     segment_search: bool,
     // Work state.
-    bounds: Option<Bounds>,
+    iterate: Iterate,
     s: Vec<Vec<f64>>,
     y: Vec<Vec<f64>>,
     rho: Vec<f64>,
     /// Index of the oldest pair in the ring and the number stored.
     head: usize,
     len: usize,
-    x: Vec<f64>,
-    g: Vec<f64>,
-    d: Vec<f64>,
     q: Vec<f64>,
-    xt: Vec<f64>,
-    gt: Vec<f64>,
     coef: Vec<f64>,
     scratch: Vec<f64>,
     binding: Vec<bool>,
     gamma: f64,
-    f: f64,
-    progress: Progress,
 }
 
 impl Default for ProjectedLbfgs {
@@ -79,24 +72,17 @@ impl ProjectedLbfgs {
             preconditioner: None,
             binding_epsilon: 1e-3,
             segment_search: true,
-            bounds: None,
+            iterate: Iterate::default(),
             s: Vec::new(),
             y: Vec::new(),
             rho: Vec::new(),
             head: 0,
             len: 0,
-            x: Vec::new(),
-            g: Vec::new(),
-            d: Vec::new(),
             q: Vec::new(),
-            xt: Vec::new(),
-            gt: Vec::new(),
             coef: Vec::new(),
             scratch: Vec::new(),
             binding: Vec::new(),
             gamma: 1.0,
-            f: f64::INFINITY,
-            progress: Progress::default(),
         }
     }
 
@@ -143,48 +129,46 @@ impl ProjectedLbfgs {
 
     /// The objective value after every iteration (index 0: the start).
     pub fn history(&self) -> &[f64] {
-        &self.progress.history
+        self.progress().history()
     }
 
     /// Objective-and-gradient evaluations so far.
     pub fn evaluations(&self) -> u64 {
-        self.progress.evaluations
+        self.progress().evaluations()
     }
 
     /// Why the solver asked to stop, if it did.
     pub fn stop_reason(&self) -> Option<&StopReason> {
-        self.progress.stop.as_ref()
+        self.progress().stop_reason()
     }
 
     /// The last projected-gradient norm `||P(x - g) - x||_inf`.
     pub fn projected_gradient_norm(&self) -> f64 {
-        self.progress.pg
+        self.progress().projected_gradient_norm()
     }
 
     fn precond(&self, j: usize) -> f64 {
-        self.preconditioner
-            .as_ref()
-            .map_or(1.0, |p| p.diagonal_entry(j))
+        Preconditioner::diagonal_or_one(self.preconditioner.as_ref(), j)
     }
 
-    /// The two-metric direction into `self.d`; returns the size of the
+    /// The two-metric direction into `d`; returns the size of the
     /// binding set.
     fn direction(&mut self, bounds: &Bounds) -> usize {
-        let n = self.x.len();
+        let n = self.iterate.x.len();
         // eps_k from the scaled projected-gradient step.
         let mut step = 0.0f64;
         let mut xmax = 0.0f64;
         for j in 0..n {
-            let t = (self.x[j] - self.gamma * self.precond(j) * self.g[j])
+            let t = (self.iterate.x[j] - self.gamma * self.precond(j) * self.iterate.g[j])
                 .clamp(bounds.lower()[j], bounds.upper()[j]);
-            step = step.max((t - self.x[j]).abs());
-            xmax = xmax.max(self.x[j].abs());
+            step = step.max((t - self.iterate.x[j]).abs());
+            xmax = xmax.max(self.iterate.x[j].abs());
         }
         let eps = (self.binding_epsilon * xmax).min(step);
         self.binding.clear();
         self.binding.extend((0..n).map(|j| {
-            (self.x[j] - bounds.lower()[j] <= eps && self.g[j] > 0.0)
-                || (bounds.upper()[j] - self.x[j] <= eps && self.g[j] < 0.0)
+            (self.iterate.x[j] - bounds.lower()[j] <= eps && self.iterate.g[j] > 0.0)
+                || (bounds.upper()[j] - self.iterate.x[j] <= eps && self.iterate.g[j] < 0.0)
         }));
         // With a non-diagonal metric the free-variable direction may push a
         // free variable that sits on its bound outwards, where projection
@@ -197,8 +181,8 @@ impl ProjectedLbfgs {
                 if self.binding[j] {
                     continue;
                 }
-                let out_low = self.x[j] - bounds.lower()[j] <= eps && self.q[j] > 0.0;
-                let out_high = bounds.upper()[j] - self.x[j] <= eps && self.q[j] < 0.0;
+                let out_low = self.iterate.x[j] - bounds.lower()[j] <= eps && self.q[j] > 0.0;
+                let out_high = bounds.upper()[j] - self.iterate.x[j] <= eps && self.q[j] < 0.0;
                 if out_low || out_high {
                     self.binding[j] = true;
                     added = true;
@@ -210,9 +194,9 @@ impl ProjectedLbfgs {
         }
         let mut n_bound = 0;
         for j in 0..n {
-            self.d[j] = if self.binding[j] {
+            self.iterate.d[j] = if self.binding[j] {
                 n_bound += 1;
-                -self.gamma * self.precond(j) * self.g[j]
+                -self.gamma * self.precond(j) * self.iterate.g[j]
             } else {
                 -self.q[j]
             };
@@ -223,8 +207,12 @@ impl ProjectedLbfgs {
     /// `q = [H g~]`, `g~` the gradient with the binding variables zeroed,
     /// by the two-loop recursion; binding entries of `q` are meaningless.
     fn two_loop(&mut self) {
-        for j in 0..self.x.len() {
-            self.q[j] = if self.binding[j] { 0.0 } else { self.g[j] };
+        for j in 0..self.iterate.x.len() {
+            self.q[j] = if self.binding[j] {
+                0.0
+            } else {
+                self.iterate.g[j]
+            };
         }
         for k in (0..self.len).rev() {
             let i = (self.head + k) % self.memory;
@@ -251,24 +239,24 @@ impl ProjectedLbfgs {
     }
 
     fn steepest_direction(&mut self) {
-        for j in 0..self.x.len() {
-            self.d[j] = -self.gamma * self.g[j];
+        for j in 0..self.iterate.x.len() {
+            self.iterate.d[j] = -self.gamma * self.iterate.g[j];
         }
         if let Some(p) = &self.preconditioner {
-            p.apply(&mut self.d);
+            p.apply(&mut self.iterate.d);
         }
     }
 
     /// Stores `s = xt - x`, `y = gt - g` when the curvature condition holds
     /// (`q` and `d` serve as scratch: the direction is no longer needed).
     fn push_pair(&mut self) -> bool {
-        let n = self.x.len();
+        let n = self.iterate.x.len();
         for j in 0..n {
-            self.q[j] = self.xt[j] - self.x[j];
-            self.d[j] = self.gt[j] - self.g[j];
+            self.q[j] = self.iterate.xt[j] - self.iterate.x[j];
+            self.iterate.d[j] = self.iterate.gt[j] - self.iterate.g[j];
         }
-        let sy = dot(&self.q, &self.d);
-        let yy = dot(&self.d, &self.d);
+        let sy = dot(&self.q, &self.iterate.d);
+        let yy = dot(&self.iterate.d, &self.iterate.d);
         if !(sy.is_finite() && sy > 1e-10 * yy) {
             return false;
         }
@@ -281,7 +269,7 @@ impl ProjectedLbfgs {
             oldest
         };
         std::mem::swap(&mut self.s[slot], &mut self.q);
-        std::mem::swap(&mut self.y[slot], &mut self.d);
+        std::mem::swap(&mut self.y[slot], &mut self.iterate.d);
         self.rho[slot] = 1.0 / sy;
         self.scratch.clone_from(&self.y[slot]);
         if let Some(p) = &self.preconditioner {
@@ -290,6 +278,12 @@ impl ProjectedLbfgs {
         let ypy = dot(&self.y[slot], &self.scratch);
         self.gamma = sy / ypy;
         true
+    }
+}
+
+impl Tracked for ProjectedLbfgs {
+    fn progress(&self) -> &Progress {
+        &self.iterate.progress
     }
 }
 
@@ -303,56 +297,22 @@ impl<O: BoxProblem> Solver<O, State> for ProjectedLbfgs {
         problem: &mut Problem<O>,
         mut state: State,
     ) -> Result<(State, Option<KV>), argmin::core::Error> {
-        let bounds = problem.problem("bounds", |p| Ok(p.bounds().clone()))?;
-        let mut x = state.take_param().ok_or_else(missing_param)?;
-        check_initial(&bounds, &mut x)?;
-        let n = x.len();
-        if let Some(p) = &self.preconditioner
-            && p.len() != n
-        {
-            return Err(Error::length("preconditioner", n, p.len()).into());
-        }
+        let preconditioner = self.preconditioner.as_ref();
+        let pg = self.iterate.start(problem, &mut state, preconditioner)?;
+        let n = self.iterate.x.len();
         self.s = vec![vec![0.0; n]; self.memory];
         self.y = vec![vec![0.0; n]; self.memory];
         self.rho = vec![0.0; self.memory];
         self.coef = vec![0.0; self.memory];
         self.head = 0;
         self.len = 0;
-        self.g = vec![0.0; n];
-        self.d = vec![0.0; n];
         self.q = vec![0.0; n];
-        self.xt = vec![0.0; n];
-        self.gt = vec![0.0; n];
         self.scratch = vec![0.0; n];
-        let (xr, gr) = (&x, &mut self.g);
-        self.f = problem.problem("cost_count", |p| p.cost_and_gradient(xr, gr))?;
-        self.progress.evaluations = 1;
-        let pg = pg_norm(&bounds, &x, &self.g);
-        self.progress.start(self.f, pg);
         // Without curvature information the first step is scaled so that it
         // moves the largest weight by at most its own size (or 1).
-        self.gamma = if self.preconditioner.is_some() {
-            1.0
-        } else {
-            let gmax = self.g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            let xmax = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            if gmax > 0.0 {
-                xmax.max(1e-3) / gmax
-            } else {
-                1.0
-            }
-        };
-        self.x = x;
-        self.bounds = Some(bounds);
-        if pg == 0.0 {
-            self.progress.stop = Some(StopReason::ProjectedGradient);
-        }
-        let state = state
-            .param(self.x.clone())
-            .gradient(self.g.clone())
-            .cost(self.f);
+        self.gamma = self.iterate.initial_step_scale(preconditioner.is_some());
         Ok((
-            state,
+            self.iterate.report(state),
             Some(kv!("memory" => self.memory as u64; "projected_gradient_norm" => pg;)),
         ))
     }
@@ -362,46 +322,39 @@ impl<O: BoxProblem> Solver<O, State> for ProjectedLbfgs {
         problem: &mut Problem<O>,
         state: State,
     ) -> Result<(State, Option<KV>), argmin::core::Error> {
-        let bounds = self.bounds.take().ok_or_else(missing_param)?;
+        let bounds = self.iterate.take_bounds()?;
         let n_bound = self.direction(&bounds);
-        if slope(&self.g, &self.d) >= 0.0 {
+        if slope(&self.iterate.g, &self.iterate.d) >= 0.0 {
             self.len = 0;
             self.steepest_direction();
         }
         let mut accepted = None;
         let mut trials = 0;
         if self.segment_search {
-            for j in 0..self.x.len() {
-                self.scratch[j] =
-                    (self.x[j] + self.d[j]).clamp(bounds.lower()[j], bounds.upper()[j]) - self.x[j];
+            let Iterate { x, d, .. } = &self.iterate;
+            for j in 0..x.len() {
+                self.scratch[j] = (x[j] + d[j]).clamp(bounds.lower()[j], bounds.upper()[j]) - x[j];
             }
+            let it = &mut self.iterate;
             accepted = segment_search(
                 &self.line_search,
                 problem,
                 &bounds,
-                &self.x,
-                self.f,
-                &self.g,
+                &it.x,
+                it.f,
+                &it.g,
                 &self.scratch,
-                &mut self.xt,
-                &mut self.gt,
+                &mut it.xt,
+                &mut it.gt,
             )?;
             if accepted.is_some() {
                 trials = 1;
             }
         }
         if accepted.is_none() {
-            let (a, t) = self.line_search.search(
-                problem,
-                &bounds,
-                &self.x,
-                self.f,
-                &self.g,
-                &self.d,
-                1.0,
-                &mut self.xt,
-                &mut self.gt,
-            )?;
+            let (a, t) = self
+                .iterate
+                .search_arc(&self.line_search, problem, &bounds, 1.0)?;
             accepted = a;
             trials += t;
         }
@@ -410,52 +363,30 @@ impl<O: BoxProblem> Solver<O, State> for ProjectedLbfgs {
             // fresh memory.
             self.len = 0;
             self.steepest_direction();
-            let (a, t) = self.line_search.search(
-                problem,
-                &bounds,
-                &self.x,
-                self.f,
-                &self.g,
-                &self.d,
-                1.0,
-                &mut self.xt,
-                &mut self.gt,
-            )?;
+            let (a, t) = self
+                .iterate
+                .search_arc(&self.line_search, problem, &bounds, 1.0)?;
             accepted = a;
             trials += t;
         }
-        self.progress.evaluations += u64::from(trials);
+        self.iterate.progress.evaluations += u64::from(trials);
         let Some(step) = accepted else {
-            self.progress.stop = Some(StopReason::LineSearchFailed);
-            self.bounds = Some(bounds);
+            self.iterate.reject(bounds);
             let kv = kv!("trials" => trials;);
             return Ok((state, Some(kv)));
         };
         self.push_pair();
-        let f_old = self.f;
-        std::mem::swap(&mut self.x, &mut self.xt);
-        std::mem::swap(&mut self.g, &mut self.gt);
-        self.f = step.f;
-        let pg = pg_norm(&bounds, &self.x, &self.g);
-        self.progress.step(&self.tolerances, f_old, self.f, pg);
-        self.bounds = Some(bounds);
-        let state = state
-            .param(self.x.clone())
-            .gradient(self.g.clone())
-            .cost(self.f);
+        let pg = self.iterate.accept(bounds, step.f, &self.tolerances);
         let kv = kv!(
             "alpha" => step.alpha;
             "trials" => step.trials;
             "binding" => n_bound as u64;
             "projected_gradient_norm" => pg;
         );
-        Ok((state, Some(kv)))
+        Ok((self.iterate.report(state), Some(kv)))
     }
 
     fn terminate(&mut self, _state: &State) -> TerminationStatus {
-        self.progress
-            .stop
-            .as_ref()
-            .map_or(TerminationStatus::NotTerminated, StopReason::status)
+        self.progress().termination()
     }
 }

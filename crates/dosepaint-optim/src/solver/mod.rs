@@ -3,6 +3,7 @@
 //! gradient baseline. Both work on any [`BoxProblem`](crate::BoxProblem) over
 //! `Vec<f64>` and do not need argmin-math.
 
+mod iterate;
 mod lbfgs;
 mod line_search;
 mod preconditioner;
@@ -145,7 +146,8 @@ impl StopReason {
     }
 }
 
-/// Convergence bookkeeping shared by the solvers.
+/// Convergence bookkeeping shared by the solvers, and what they report
+/// through their public accessors.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Progress {
     pub(crate) pg0: f64,
@@ -157,6 +159,33 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
+    /// The objective value after every iteration (index 0: the start).
+    pub(crate) fn history(&self) -> &[f64] {
+        &self.history
+    }
+
+    /// Objective-and-gradient evaluations so far.
+    pub(crate) fn evaluations(&self) -> u64 {
+        self.evaluations
+    }
+
+    /// Why the solver asked to stop, if it did.
+    pub(crate) fn stop_reason(&self) -> Option<&StopReason> {
+        self.stop.as_ref()
+    }
+
+    /// The last projected-gradient norm `||P(x - g) - x||_inf`.
+    pub(crate) fn projected_gradient_norm(&self) -> f64 {
+        self.pg
+    }
+
+    /// argmin's view of [`Progress::stop_reason`].
+    pub(crate) fn termination(&self) -> TerminationStatus {
+        self.stop
+            .as_ref()
+            .map_or(TerminationStatus::NotTerminated, StopReason::status)
+    }
+
     pub(crate) fn start(&mut self, f: f64, pg: f64) {
         self.pg0 = pg;
         self.pg = pg;
@@ -185,6 +214,11 @@ impl Progress {
             self.small_changes = 0;
         }
     }
+}
+
+/// Read access to a solver's [`Progress`] (for [`optimize`](crate::optimize)).
+pub(crate) trait Tracked {
+    fn progress(&self) -> &Progress;
 }
 
 pub(crate) fn missing_param() -> argmin::core::Error {

@@ -117,6 +117,11 @@ impl Preconditioner {
         self.diagonal[j]
     }
 
+    /// `P_jj` of an optional preconditioner (1 without one).
+    pub(crate) fn diagonal_or_one(preconditioner: Option<&Self>, j: usize) -> f64 {
+        preconditioner.map_or(1.0, |p| p.diagonal_entry(j))
+    }
+
     /// `x <- P x`.
     pub fn apply(&self, x: &mut [f64]) {
         if self.blocks.is_empty() {
