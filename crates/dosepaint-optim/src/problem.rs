@@ -345,15 +345,7 @@ impl<'a> FluenceProblem<'a> {
         x.clear();
         x.extend_from_slice(w);
         *last_t = None;
-        grad_rows.fill(0.0);
-        let mut total = 0.0;
-        for t in &self.terms {
-            let v = t.objective.value_and_gradient(dose, t.weight, grad_rows);
-            total += t.weight * Self::finite(v, t.objective.name())?;
-        }
-        for (c, m) in self.constraints.iter().zip(&self.multipliers) {
-            total += Self::finite(c.lagrangian_term(m, dose, grad_rows), c.name())?;
-        }
+        let mut total = self.row_terms(dose, grad_rows)?;
         self.influence.transpose_product_into(grad_rows, grad)?;
         for t in &self.fluence_terms {
             let v = t.objective.value_and_gradient(w, t.weight, grad);
