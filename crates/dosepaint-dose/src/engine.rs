@@ -38,17 +38,11 @@ pub type ColumnSink<'a> = dyn FnMut(usize, &[u32], &[f32]) -> Result<()> + 'a;
 /// map of a delivered leaf sequence, or one open rectangle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "FluenceMapSpec", into = "FluenceMapSpec")]
-pub struct FluenceMap {
-    x0_mm: f64,
-    y0_mm: f64,
-    dx_mm: f64,
-    dy_mm: f64,
-    n_cols: usize,
-    n_rows: usize,
-    values: Vec<f64>,
-}
+pub struct FluenceMap(FluenceMapSpec);
 
-#[derive(Serialize, Deserialize)]
+/// The fields of a [`FluenceMap`] (also its serialized form), unchecked:
+/// [`FluenceMapSpec::check`] is the only way to a map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct FluenceMapSpec {
     x0_mm: f64,
     y0_mm: f64,
@@ -59,26 +53,62 @@ struct FluenceMapSpec {
     values: Vec<f64>,
 }
 
+impl FluenceMapSpec {
+    /// Validates the fields once; the map is trusted from then on.
+    fn check(self) -> Result<FluenceMap> {
+        let (dx, dy) = (self.dx_mm, self.dy_mm);
+        if !(dx.is_finite() && dx > 0.0 && dy.is_finite() && dy > 0.0) {
+            return Err(Error::invalid(
+                "fluence map pixel size",
+                format!("{dx} x {dy} mm"),
+            ));
+        }
+        let (n_rows, n_cols) = (self.n_rows, self.n_cols);
+        if n_cols == 0 || n_rows == 0 {
+            return Err(Error::invalid(
+                "fluence map",
+                format!("{n_rows} x {n_cols} pixels: a map needs at least one pixel"),
+            ));
+        }
+        let (x0, y0) = (self.x0_mm, self.y0_mm);
+        if !(x0.is_finite() && y0.is_finite()) {
+            return Err(Error::invalid(
+                "fluence map origin",
+                format!("({x0}, {y0}) mm"),
+            ));
+        }
+        let values = &self.values;
+        if values.len() != n_rows * n_cols {
+            return Err(Error::invalid(
+                "fluence map",
+                format!("{} values for {n_rows} x {n_cols} pixels", values.len()),
+            ));
+        }
+        if let Some(n) = values.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(Error::invalid(
+                "fluence map",
+                format!(
+                    "value {} at row {}, column {} must be finite and non-negative",
+                    values[n],
+                    n / n_cols.max(1),
+                    n % n_cols.max(1)
+                ),
+            ));
+        }
+        Ok(FluenceMap(self))
+    }
+}
+
 impl TryFrom<FluenceMapSpec> for FluenceMap {
     type Error = Error;
-    fn try_from(s: FluenceMapSpec) -> Result<Self> {
-        FluenceMap::new(
-            s.x0_mm, s.y0_mm, s.dx_mm, s.dy_mm, s.n_cols, s.n_rows, s.values,
-        )
+    fn try_from(spec: FluenceMapSpec) -> Result<Self> {
+        spec.check()
     }
 }
 
 impl From<FluenceMap> for FluenceMapSpec {
-    fn from(m: FluenceMap) -> Self {
-        FluenceMapSpec {
-            x0_mm: m.x0_mm,
-            y0_mm: m.y0_mm,
-            dx_mm: m.dx_mm,
-            dy_mm: m.dy_mm,
-            n_cols: m.n_cols,
-            n_rows: m.n_rows,
-            values: m.values,
-        }
+    fn from(map: FluenceMap) -> Self {
+        map.0
     }
 }
 
@@ -98,42 +128,7 @@ impl FluenceMap {
         n_rows: usize,
         values: Vec<f64>,
     ) -> Result<Self> {
-        if !(dx_mm.is_finite() && dx_mm > 0.0 && dy_mm.is_finite() && dy_mm > 0.0) {
-            return Err(Error::invalid(
-                "fluence map pixel size",
-                format!("{dx_mm} x {dy_mm} mm"),
-            ));
-        }
-        if n_cols == 0 || n_rows == 0 {
-            return Err(Error::invalid(
-                "fluence map",
-                format!("{n_rows} x {n_cols} pixels: a map needs at least one pixel"),
-            ));
-        }
-        if !(x0_mm.is_finite() && y0_mm.is_finite()) {
-            return Err(Error::invalid(
-                "fluence map origin",
-                format!("({x0_mm}, {y0_mm}) mm"),
-            ));
-        }
-        if values.len() != n_rows * n_cols {
-            return Err(Error::invalid(
-                "fluence map",
-                format!("{} values for {n_rows} x {n_cols} pixels", values.len()),
-            ));
-        }
-        if let Some(n) = values.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
-            return Err(Error::invalid(
-                "fluence map",
-                format!(
-                    "value {} at row {}, column {} must be finite and non-negative",
-                    values[n],
-                    n / n_cols.max(1),
-                    n % n_cols.max(1)
-                ),
-            ));
-        }
-        Ok(Self {
+        FluenceMapSpec {
             x0_mm,
             y0_mm,
             dx_mm,
@@ -141,7 +136,8 @@ impl FluenceMap {
             n_cols,
             n_rows,
             values,
-        })
+        }
+        .check()
     }
 
     /// The fluence of beam `beam` on its beamlet grid from plan weights.
@@ -187,31 +183,31 @@ impl FluenceMap {
 
     /// BEV x of the centre of column 0 (mm).
     pub fn x0_mm(&self) -> f64 {
-        self.x0_mm
+        self.0.x0_mm
     }
     /// BEV y of the centre of row 0 (mm).
     pub fn y0_mm(&self) -> f64 {
-        self.y0_mm
+        self.0.y0_mm
     }
     /// Pixel width along x (mm).
     pub fn dx_mm(&self) -> f64 {
-        self.dx_mm
+        self.0.dx_mm
     }
     /// Pixel height along y (mm).
     pub fn dy_mm(&self) -> f64 {
-        self.dy_mm
+        self.0.dy_mm
     }
     /// Number of columns.
     pub fn n_cols(&self) -> usize {
-        self.n_cols
+        self.0.n_cols
     }
     /// Number of rows.
     pub fn n_rows(&self) -> usize {
-        self.n_rows
+        self.0.n_rows
     }
     /// Values, row-major.
     pub fn values(&self) -> &[f64] {
-        &self.values
+        &self.0.values
     }
 }
 

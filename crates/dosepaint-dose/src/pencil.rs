@@ -229,6 +229,24 @@ impl PencilBeam {
             .collect()
     }
 
+    /// Splits `beamlets` (weight indices of this beam) into consecutive runs
+    /// that each belong to one leaf pair, in order.
+    fn leaf_pair_runs(&self, beamlets: Range<usize>) -> impl Iterator<Item = Range<usize>> + '_ {
+        let leaf_row = move |j: usize| self.rc[j - self.range.start].0;
+        let mut start = beamlets.start;
+        std::iter::from_fn(move || {
+            (start < beamlets.end).then(|| {
+                let mut end = start + 1;
+                while end < beamlets.end && leaf_row(end) == leaf_row(start) {
+                    end += 1;
+                }
+                let run = start..end;
+                start = end;
+                run
+            })
+        })
+    }
+
     /// Computes the columns of `batch` (beamlets of one leaf pair, columns
     /// ascending) in one pass over the voxels.
     fn compute_batch(&self, batch: Range<usize>, emit: &mut ColumnSink<'_>) -> Result<()> {
@@ -367,15 +385,7 @@ impl PreparedBeam for PencilBeam {
     }
 
     fn column_batches(&self) -> Vec<Range<usize>> {
-        let mut out = Vec::new();
-        let mut start = 0;
-        for i in 1..=self.rc.len() {
-            if i == self.rc.len() || self.rc[i].0 != self.rc[start].0 {
-                out.push(self.range.start + start..self.range.start + i);
-                start = i;
-            }
-        }
-        out
+        self.leaf_pair_runs(self.range.clone()).collect()
     }
 
     fn batch_columns(&self, batch: Range<usize>, emit: &mut ColumnSink<'_>) -> Result<()> {
@@ -388,16 +398,8 @@ impl PreparedBeam for PencilBeam {
                 ),
             ));
         }
-        // Split into runs of one leaf pair each.
-        let mut start = batch.start;
-        while start < batch.end {
-            let row = self.rc[start - self.range.start].0;
-            let mut end = start + 1;
-            while end < batch.end && self.rc[end - self.range.start].0 == row {
-                end += 1;
-            }
-            self.compute_batch(start..end, emit)?;
-            start = end;
+        for run in self.leaf_pair_runs(batch) {
+            self.compute_batch(run, emit)?;
         }
         Ok(())
     }

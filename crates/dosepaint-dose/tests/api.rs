@@ -36,6 +36,29 @@ fn sphere(grid: &Grid, c: [f64; 3], r: f64) -> Structure {
     .unwrap()
 }
 
+/// The pencil-beam engine with the generic 6 MV machine and default options.
+fn default_engine() -> PencilBeamEngine {
+    PencilBeamEngine::new(Machine::generic_6mv(), PencilBeamOptions::default()).unwrap()
+}
+
+/// Coplanar beams named `G<angle>` at the given gantry angles, isocentre at
+/// the origin.
+fn gantry_beams(angles: &[f64]) -> Vec<Beam> {
+    angles
+        .iter()
+        .map(|&g| Beam::new(format!("G{g}"), g, 0.0, 0.0, [0.0; 3]).unwrap())
+        .collect()
+}
+
+/// The beamlet layout of `beams` over `target` for a head-first supine patient.
+fn hfs_layout(
+    beams: &[Beam],
+    target: &Structure,
+    spec: &BeamletGridSpec,
+) -> Result<BeamletLayout, Error> {
+    beamlet_layout(beams, PatientPosition::HFS, &[target], spec)
+}
+
 fn close(a: [f64; 3], b: [f64; 3]) -> bool {
     (0..3).all(|c| (a[c] - b[c]).abs() < 1e-9)
 }
@@ -136,8 +159,7 @@ fn dose_follows_the_beam_direction_in_the_patient() {
     let beams = vec![Beam::new("G90", 90.0, 0.0, 0.0, [0.0; 3]).unwrap()];
     let layout = open_field_layout(40.0, 40.0, 5.0, 5.0).unwrap();
     let rows = DoseRows::all(grid.clone()).unwrap();
-    let engine =
-        PencilBeamEngine::new(Machine::generic_6mv(), PencilBeamOptions::default()).unwrap();
+    let engine = default_engine();
     let d = engine.influence(&patient, &rows, &beams, &layout).unwrap();
     let dose = d.dose_volume(&vec![1.0; layout.len()]).unwrap();
     let at = |x: f64| {
@@ -168,15 +190,12 @@ fn decubitus_positions_are_refused() {
 fn beamlet_grid_covers_the_target_projection_on_leaf_rows() {
     let (grid, _) = water_cube(60.0, 2.0);
     let ptv = sphere(&grid, [0.0; 3], 20.0);
-    let beams: Vec<Beam> = [0.0, 90.0]
-        .iter()
-        .map(|&g| Beam::new(format!("G{g}"), g, 0.0, 0.0, [0.0; 3]).unwrap())
-        .collect();
+    let beams = gantry_beams(&[0.0, 90.0]);
     let spec = BeamletGridSpec {
         margin_mm: 0.0,
         ..BeamletGridSpec::square(5.0)
     };
-    let layout = beamlet_layout(&beams, PatientPosition::HFS, &[&ptv], &spec).unwrap();
+    let layout = hfs_layout(&beams, &ptv, &spec).unwrap();
     for b in 0..2 {
         let g = layout.beam_grids()[b];
         // A sphere of radius 20 mm projects to a disc of about 20.4 to 21 mm
@@ -189,13 +208,7 @@ fn beamlet_grid_covers_the_target_projection_on_leaf_rows() {
         assert!(layout.index_of(b, 5, 5).is_some() && layout.index_of(b, 4, 4).is_some());
     }
     // A margin adds a ring of bixels.
-    let wide = beamlet_layout(
-        &beams,
-        PatientPosition::HFS,
-        &[&ptv],
-        &BeamletGridSpec::square(5.0),
-    )
-    .unwrap();
+    let wide = hfs_layout(&beams, &ptv, &BeamletGridSpec::square(5.0)).unwrap();
     assert!(wide.len() > layout.len());
 }
 
@@ -209,7 +222,7 @@ fn bad_input_gives_clear_errors() {
         bixel_width_mm: 0.0,
         ..BeamletGridSpec::default()
     };
-    let e = beamlet_layout(&beams, PatientPosition::HFS, &[&ptv], &spec).unwrap_err();
+    let e = hfs_layout(&beams, &ptv, &spec).unwrap_err();
     assert!(e.to_string().contains("bixel width"), "{e}");
     // Empty target.
     let empty = Structure::new(
@@ -218,13 +231,7 @@ fn bad_input_gives_clear_errors() {
         Volume::filled(grid.clone(), false),
     )
     .unwrap();
-    let e = beamlet_layout(
-        &beams,
-        PatientPosition::HFS,
-        &[&empty],
-        &BeamletGridSpec::default(),
-    )
-    .unwrap_err();
+    let e = hfs_layout(&beams, &empty, &BeamletGridSpec::default()).unwrap_err();
     assert!(
         matches!(e, Error::Empty { .. }) && e.to_string().contains("GTV"),
         "{e}"
@@ -247,8 +254,7 @@ fn bad_input_gives_clear_errors() {
     // Isocentre outside the CT.
     let layout = open_field_layout(20.0, 20.0, 5.0, 5.0).unwrap();
     let rows = DoseRows::all(grid.clone()).unwrap();
-    let engine =
-        PencilBeamEngine::new(Machine::generic_6mv(), PencilBeamOptions::default()).unwrap();
+    let engine = default_engine();
     let far = vec![Beam::new("far", 0.0, 0.0, 0.0, [500.0, 0.0, 0.0]).unwrap()];
     let e = engine
         .influence(&patient, &rows, &far, &layout)
@@ -396,21 +402,10 @@ impl DoseEngine for MatrixEngine {
 fn engines_are_object_safe_and_swappable() {
     let (grid, patient) = water_cube(40.0, 4.0);
     let ptv = sphere(&grid, [0.0; 3], 12.0);
-    let beams: Vec<Beam> = [0.0, 120.0, 240.0]
-        .iter()
-        .map(|&g| Beam::new(format!("G{g}"), g, 0.0, 0.0, [0.0; 3]).unwrap())
-        .collect();
-    let layout = beamlet_layout(
-        &beams,
-        PatientPosition::HFS,
-        &[&ptv],
-        &BeamletGridSpec::default(),
-    )
-    .unwrap();
+    let beams = gantry_beams(&[0.0, 120.0, 240.0]);
+    let layout = hfs_layout(&beams, &ptv, &BeamletGridSpec::default()).unwrap();
     let rows = DoseRows::inside_structures(grid, &[&ptv]).unwrap();
-    let pencil: Box<dyn DoseEngine + Send + Sync> = Box::new(
-        PencilBeamEngine::new(Machine::generic_6mv(), PencilBeamOptions::default()).unwrap(),
-    );
+    let pencil: Box<dyn DoseEngine + Send + Sync> = Box::new(default_engine());
     let d = pencil.influence(&patient, &rows, &beams, &layout).unwrap();
     assert!(pencil.name().contains("generic 6 MV"));
     let imported: Box<dyn DoseEngine + Send + Sync> = Box::new(MatrixEngine { d: d.clone() });
@@ -461,7 +456,7 @@ proptest! {
         let rows = DoseRows::all(grid).unwrap();
         let beams = vec![Beam::new("AP", 0.0, 0.0, 0.0, [0.0; 3]).unwrap()];
         let layout = open_field_layout(20.0, 20.0, 5.0, 5.0).unwrap();
-        let engine = PencilBeamEngine::new(Machine::generic_6mv(), PencilBeamOptions::default()).unwrap();
+        let engine = default_engine();
         let dose = |w: &[f64]| {
             let map = dosepaint_dose::FluenceMap::from_weights(&layout, w, 0).unwrap();
             engine.beam_dose(&patient, &rows, &beams, &layout, 0, &map).unwrap()
@@ -590,6 +585,10 @@ fn fluence_maps_are_validated_and_serialise() {
     let m = FluenceMap::new(-2.5, 2.5, 5.0, 5.0, 2, 1, vec![0.5, 2.0]).unwrap();
     let back: FluenceMap = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
     assert_eq!(back, m);
+    // Deserialising validates as `new` does (negative pixel width).
+    let bad = r#"{"x0_mm":0,"y0_mm":0,"dx_mm":-5,"dy_mm":5,"n_cols":1,"n_rows":1,"values":[1]}"#;
+    let e = serde_json::from_str::<FluenceMap>(bad).unwrap_err();
+    assert!(e.to_string().contains("pixel size"), "{e}");
     let options: PencilBeamOptions = serde_json::from_str("{\"lateral_cutoff_mm\": 30.0}").unwrap();
     assert!((options.lateral_cutoff_mm - 30.0).abs() < 1e-12);
     assert!((options.relative_threshold - 1e-4).abs() < 1e-12);

@@ -51,6 +51,7 @@
 pub mod cache;
 pub mod contour;
 pub mod dicom;
+mod endian;
 mod error;
 mod image;
 pub mod nifti;

@@ -19,6 +19,7 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 
+use crate::endian::little_endian;
 use crate::{Error, Result};
 
 /// Bytes of a NIfTI-1 header.
@@ -415,42 +416,21 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
-    fn arr<const N: usize>(&self, at: usize) -> [u8; N] {
-        let mut a = [0u8; N];
-        a.copy_from_slice(&self.bytes[at..at + N]);
-        a
+    /// The `N` bytes at `at`, in little-endian order.
+    fn le<const N: usize>(&self, at: usize) -> [u8; N] {
+        little_endian(&self.bytes[at..at + N], self.big)
     }
     fn i16(&self, at: usize) -> i16 {
-        let a = self.arr::<2>(at);
-        if self.big {
-            i16::from_be_bytes(a)
-        } else {
-            i16::from_le_bytes(a)
-        }
+        i16::from_le_bytes(self.le(at))
     }
     fn i32(&self, at: usize) -> i32 {
-        let a = self.arr::<4>(at);
-        if self.big {
-            i32::from_be_bytes(a)
-        } else {
-            i32::from_le_bytes(a)
-        }
+        i32::from_le_bytes(self.le(at))
     }
     fn i64(&self, at: usize) -> i64 {
-        let a = self.arr::<8>(at);
-        if self.big {
-            i64::from_be_bytes(a)
-        } else {
-            i64::from_le_bytes(a)
-        }
+        i64::from_le_bytes(self.le(at))
     }
     fn f64(&self, at: usize) -> f64 {
-        let a = self.arr::<8>(at);
-        if self.big {
-            f64::from_be_bytes(a)
-        } else {
-            f64::from_le_bytes(a)
-        }
+        f64::from_le_bytes(self.le(at))
     }
 }
 
@@ -929,15 +909,10 @@ fn read_stream(
 macro_rules! decode_as {
     ($raw:expr, $t:ty, $n:expr, $big:expr) => {{
         let raw: &[u8] = $raw;
-        let out: Vec<$t> = if $big {
-            raw.chunks_exact($n)
-                .map(|c| <$t>::from_be_bytes(c.try_into().expect("chunk size")))
-                .collect()
-        } else {
-            raw.chunks_exact($n)
-                .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
-                .collect()
-        };
+        let out: Vec<$t> = raw
+            .chunks_exact($n)
+            .map(|c| <$t>::from_le_bytes(little_endian(c, $big)))
+            .collect();
         out
     }};
 }

@@ -21,6 +21,7 @@ use std::path::Path;
 
 use dosepaint_core::{BeamletLayout, DoseInfluence, Grid};
 
+use crate::endian::little_endian;
 use crate::{Error, Result};
 
 /// How the rows of an imported matrix number the voxels.
@@ -200,14 +201,8 @@ pub(crate) fn read_npy(
     let big = order == b'>';
     macro_rules! nums {
         ($t:ty, $n:expr) => {
-            raw.chunks_exact($n).map(|c| {
-                let a: [u8; $n] = c.try_into().expect("chunk");
-                if big {
-                    <$t>::from_be_bytes(a)
-                } else {
-                    <$t>::from_le_bytes(a)
-                }
-            })
+            raw.chunks_exact($n)
+                .map(|c| <$t>::from_le_bytes(little_endian(c, big)))
         };
     }
     let data = match (kind, size) {
@@ -240,14 +235,7 @@ pub(crate) fn read_npy(
             raw.chunks_exact(4 * n.max(1) as usize)
                 .map(|c| {
                     c.chunks_exact(4)
-                        .map(|u| {
-                            let a = [u[0], u[1], u[2], u[3]];
-                            if big {
-                                u32::from_be_bytes(a)
-                            } else {
-                                u32::from_le_bytes(a)
-                            }
-                        })
+                        .map(|u| u32::from_le_bytes(little_endian(u, big)))
                         .take_while(|&u| u != 0)
                         .filter_map(char::from_u32)
                         .collect()

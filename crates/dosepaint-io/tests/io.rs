@@ -77,10 +77,9 @@ fn assert_grid_close(a: &Grid, b: &Grid, tol: f64) {
 
 // ---------------------------------------------------------------- NIfTI
 
-fn nifti_roundtrip<T: NiftiElement + PartialEq + std::fmt::Debug>(
-    f: impl Fn(usize) -> T,
-    unwrap: impl Fn(&NiftiData) -> Option<&Volume<T>>,
-) {
+/// Writes `f(n)` at voxel `n` as `.nii` and `.nii.gz` on two grids and reads
+/// it back; `wrap` is the [`NiftiData`] variant the values must come back as.
+fn nifti_roundtrip<T: NiftiElement>(f: impl Fn(usize) -> T, wrap: impl Fn(Volume<T>) -> NiftiData) {
     let dir = TempDir::new("nifti");
     for grid in [
         oblique_grid([5, 4, 3]),
@@ -101,7 +100,9 @@ fn nifti_roundtrip<T: NiftiElement + PartialEq + std::fmt::Debug>(
             let back = read_nifti(&p, &NiftiReadOptions::default()).unwrap();
             assert_eq!(back.spatial_source, SpatialSource::Sform);
             assert_grid_close(back.grid(), &grid, 1e-4);
-            assert_eq!(unwrap(&back.data).unwrap().as_slice(), v.as_slice());
+            // Same variant and values (the grid is compared to tolerance above).
+            let want = Volume::from_vec(back.grid().clone(), v.as_slice().to_vec()).unwrap();
+            assert_eq!(back.data, wrap(want));
             assert_eq!(back.scaling, None);
             // The qform carries the same placement (float32 precision).
             let mut bytes = std::fs::read(&p).unwrap();
@@ -117,9 +118,7 @@ fn nifti_roundtrip<T: NiftiElement + PartialEq + std::fmt::Debug>(
                 bytes = out;
             }
             bytes[254] = 0; // sform_code = 0
-            let q =
-                dosepaint_io::nifti::read_nifti_bytes(&bytes, "q", &NiftiReadOptions::default())
-                    .unwrap();
+            let q = nifti_from_bytes(&bytes, "q").unwrap();
             assert_eq!(q.spatial_source, SpatialSource::Qform);
             assert_grid_close(q.grid(), &grid, 1e-4);
         }
@@ -128,66 +127,12 @@ fn nifti_roundtrip<T: NiftiElement + PartialEq + std::fmt::Debug>(
 
 #[test]
 fn nifti_round_trips_every_datatype() {
-    nifti_roundtrip(
-        |n| (n % 251) as u8,
-        |d| {
-            if let NiftiData::U8(v) = d {
-                Some(v)
-            } else {
-                None
-            }
-        },
-    );
-    nifti_roundtrip(
-        |n| n as i16 - 30,
-        |d| {
-            if let NiftiData::I16(v) = d {
-                Some(v)
-            } else {
-                None
-            }
-        },
-    );
-    nifti_roundtrip(
-        |n| 60000 - n as u16,
-        |d| {
-            if let NiftiData::U16(v) = d {
-                Some(v)
-            } else {
-                None
-            }
-        },
-    );
-    nifti_roundtrip(
-        |n| -100_000 + 7 * n as i32,
-        |d| {
-            if let NiftiData::I32(v) = d {
-                Some(v)
-            } else {
-                None
-            }
-        },
-    );
-    nifti_roundtrip(
-        |n| n as f32 * 0.37 - 2.0,
-        |d| {
-            if let NiftiData::F32(v) = d {
-                Some(v)
-            } else {
-                None
-            }
-        },
-    );
-    nifti_roundtrip(
-        |n| (n as f64).sqrt(),
-        |d| {
-            if let NiftiData::F64(v) = d {
-                Some(v)
-            } else {
-                None
-            }
-        },
-    );
+    nifti_roundtrip(|n| (n % 251) as u8, NiftiData::U8);
+    nifti_roundtrip(|n| n as i16 - 30, NiftiData::I16);
+    nifti_roundtrip(|n| 60000 - n as u16, NiftiData::U16);
+    nifti_roundtrip(|n| -100_000 + 7 * n as i32, NiftiData::I32);
+    nifti_roundtrip(|n| n as f32 * 0.37 - 2.0, NiftiData::F32);
+    nifti_roundtrip(|n| (n as f64).sqrt(), NiftiData::F64);
 }
 
 #[test]
@@ -223,47 +168,35 @@ fn nifti_writer_output_is_read_by_the_nifti_crate() {
     assert_eq!(values, v.as_slice());
 }
 
+/// Reads NIfTI bytes in memory with the default options.
+fn nifti_from_bytes(bytes: &[u8], name: &str) -> Result<NiftiImage> {
+    dosepaint_io::nifti::read_nifti_bytes(bytes, name, &NiftiReadOptions::default())
+}
+
+/// `le` (a value's little-endian bytes) in the file's byte order.
+fn ordered<const N: usize>(mut le: [u8; N], big: bool) -> [u8; N] {
+    if big {
+        le.reverse();
+    }
+    le
+}
+
+/// Stores a value, given by its little-endian bytes, at byte `at` of `h`.
+fn put<const N: usize>(h: &mut [u8], at: usize, le: [u8; N], big: bool) {
+    h[at..at + N].copy_from_slice(&ordered(le, big));
+}
+
 /// A minimal NIfTI-1 header for hand-made files.
 fn n1_header(big: bool, dim: [i16; 8], datatype: i16, bitpix: i16) -> Vec<u8> {
     let mut h = vec![0u8; 352];
-    let i32b = |v: i32| {
-        if big {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let i16b = |v: i16| {
-        if big {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    h[0..4].copy_from_slice(&i32b(348));
+    put(&mut h, 0, 348i32.to_le_bytes(), big);
     for (n, d) in dim.iter().enumerate() {
-        h[40 + 2 * n..42 + 2 * n].copy_from_slice(&i16b(*d));
+        put(&mut h, 40 + 2 * n, d.to_le_bytes(), big);
     }
-    h[70..72].copy_from_slice(&i16b(datatype));
-    h[72..74].copy_from_slice(&i16b(bitpix));
+    put(&mut h, 70, datatype.to_le_bytes(), big);
+    put(&mut h, 72, bitpix.to_le_bytes(), big);
     h[344..348].copy_from_slice(b"n+1\0");
     h
-}
-
-fn put_f32(h: &mut [u8], at: usize, v: f32, big: bool) {
-    h[at..at + 4].copy_from_slice(&if big {
-        v.to_be_bytes()
-    } else {
-        v.to_le_bytes()
-    });
-}
-
-fn put_i16(h: &mut [u8], at: usize, v: i16, big: bool) {
-    h[at..at + 2].copy_from_slice(&if big {
-        v.to_be_bytes()
-    } else {
-        v.to_le_bytes()
-    });
 }
 
 #[test]
@@ -271,13 +204,13 @@ fn nifti_ras_to_lps_sform_qform_pixdim_and_byte_order() {
     for big in [false, true] {
         let mut h = n1_header(big, [3, 2, 2, 2, 1, 1, 1, 1], 4, 16);
         for (n, p) in [1.0f32, 2.0, 3.0, 4.0].iter().enumerate() {
-            put_f32(&mut h, 76 + 4 * n, *p, big);
+            put(&mut h, 76 + 4 * n, p.to_le_bytes(), big);
         }
-        put_f32(&mut h, 108, 352.0, big);
-        put_f32(&mut h, 112, 2.0, big); // scl_slope
-        put_f32(&mut h, 116, -5.0, big); // scl_inter
+        put(&mut h, 108, 352f32.to_le_bytes(), big);
+        put(&mut h, 112, 2f32.to_le_bytes(), big); // scl_slope
+        put(&mut h, 116, (-5f32).to_le_bytes(), big); // scl_inter
         // sform: identity axes scaled by 2, 3, 4, offset (10, 20, 30) RAS.
-        put_i16(&mut h, 254, 2, big);
+        put(&mut h, 254, 2i16.to_le_bytes(), big);
         for (row, vals) in [
             [2.0f32, 0.0, 0.0, 10.0],
             [0.0, 3.0, 0.0, 20.0],
@@ -287,26 +220,25 @@ fn nifti_ras_to_lps_sform_qform_pixdim_and_byte_order() {
         .enumerate()
         {
             for (c, v) in vals.iter().enumerate() {
-                put_f32(&mut h, 280 + 16 * row + 4 * c, *v, big);
+                put(&mut h, 280 + 16 * row + 4 * c, v.to_le_bytes(), big);
             }
         }
         // qform: 90 degrees about z (b = c = 0, d = sin 45), offset (1, 2, 3).
-        put_i16(&mut h, 252, 1, big);
-        put_f32(&mut h, 264, std::f32::consts::FRAC_1_SQRT_2, big);
+        put(&mut h, 252, 1i16.to_le_bytes(), big);
+        put(
+            &mut h,
+            264,
+            std::f32::consts::FRAC_1_SQRT_2.to_le_bytes(),
+            big,
+        );
         for (n, v) in [1.0f32, 2.0, 3.0].iter().enumerate() {
-            put_f32(&mut h, 268 + 4 * n, *v, big);
+            put(&mut h, 268 + 4 * n, v.to_le_bytes(), big);
         }
         let mut bytes = h.clone();
         for n in 0..8i16 {
-            bytes.extend_from_slice(&if big {
-                n.to_be_bytes()
-            } else {
-                n.to_le_bytes()
-            });
+            bytes.extend_from_slice(&ordered(n.to_le_bytes(), big));
         }
-        let img =
-            dosepaint_io::nifti::read_nifti_bytes(&bytes, "hand", &NiftiReadOptions::default())
-                .unwrap();
+        let img = nifti_from_bytes(&bytes, "hand").unwrap();
         assert_eq!(img.big_endian, big);
         assert_eq!(img.spatial_source, SpatialSource::Sform);
         let g = img.grid();
@@ -325,8 +257,7 @@ fn nifti_ras_to_lps_sform_qform_pixdim_and_byte_order() {
         // Without sform: the qform. R(90 deg about z) sends i to +y (RAS),
         // i.e. -y in LPS; j to -x RAS = +x LPS.
         bytes[254..256].copy_from_slice(&[0, 0]);
-        let q = dosepaint_io::nifti::read_nifti_bytes(&bytes, "hand", &NiftiReadOptions::default())
-            .unwrap();
+        let q = nifti_from_bytes(&bytes, "hand").unwrap();
         assert_eq!(q.spatial_source, SpatialSource::Qform);
         let d = q.grid().direction();
         let close = |a: [f64; 3], b: [f64; 3]| (0..3).all(|c| (a[c] - b[c]).abs() < 1e-6);
@@ -341,8 +272,7 @@ fn nifti_ras_to_lps_sform_qform_pixdim_and_byte_order() {
 
         // Neither: pixdim only, RAS axes, origin 0.
         bytes[252..254].copy_from_slice(&[0, 0]);
-        let p = dosepaint_io::nifti::read_nifti_bytes(&bytes, "hand", &NiftiReadOptions::default())
-            .unwrap();
+        let p = nifti_from_bytes(&bytes, "hand").unwrap();
         assert_eq!(p.spatial_source, SpatialSource::Pixdim);
         assert_eq!(p.grid().direction()[0], [-1.0, -0.0, 0.0]);
         assert_eq!(p.grid().origin_mm(), [-0.0, -0.0, 0.0]);
@@ -372,8 +302,7 @@ fn nifti2_is_read() {
     for n in 0..6 {
         h.extend_from_slice(&(n as f32 * 1.5).to_le_bytes());
     }
-    let img =
-        dosepaint_io::nifti::read_nifti_bytes(&h, "n2", &NiftiReadOptions::default()).unwrap();
+    let img = nifti_from_bytes(&h, "n2").unwrap();
     assert_eq!(img.version, 2);
     assert_eq!(img.grid().dims(), [3, 2, 1]);
     assert_eq!(img.grid().origin_mm(), [-5.0, -0.0, 0.0]);
@@ -385,39 +314,33 @@ fn nifti_nan_voxels_are_reported_not_hidden() {
     let grid = Grid::new([3, 1, 1], [1.0; 3], [0.0; 3]).unwrap();
     let v = Volume::from_vec(grid, vec![1.0f32, f32::NAN, f32::INFINITY]).unwrap();
     let bytes = dosepaint_io::nifti::nifti_bytes(&v, &NiftiWriteOptions::default()).unwrap();
-    let img =
-        dosepaint_io::nifti::read_nifti_bytes(&bytes, "nan", &NiftiReadOptions::default()).unwrap();
+    let img = nifti_from_bytes(&bytes, "nan").unwrap();
     assert_eq!(img.non_finite_voxels, 2);
     assert!(img.to_f32().as_slice()[1].is_nan());
 }
 
 #[test]
 fn nifti_4d_needs_a_chosen_volume() {
-    let err = read_nifti(bad("nifti_4d.nii"), &NiftiReadOptions::default()).unwrap_err();
+    let read_4d = |volume| {
+        read_nifti(
+            bad("nifti_4d.nii"),
+            &NiftiReadOptions {
+                volume,
+                ..Default::default()
+            },
+        )
+    };
+    let err = read_4d(None).unwrap_err();
     assert!(
         matches!(err, Error::FourDimensional { volumes: 3, .. }),
         "{err}"
     );
-    let img = read_nifti(
-        bad("nifti_4d.nii"),
-        &NiftiReadOptions {
-            volume: Some(2),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let img = read_4d(Some(2)).unwrap();
     assert_eq!(
         img.to_f32().as_slice(),
         &[16.0, 17.0, 18.0, 19.0, 20.0, 21.0, 22.0, 23.0]
     );
-    let err = read_nifti(
-        bad("nifti_4d.nii"),
-        &NiftiReadOptions {
-            volume: Some(3),
-            ..Default::default()
-        },
-    )
-    .unwrap_err();
+    let err = read_4d(Some(3)).unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
 }
 
@@ -517,6 +440,14 @@ fn unsupported_compression_names_the_transfer_syntax() {
     }
 }
 
+/// RT Dose read options that accept relative dose.
+fn relative_dose_ok() -> RtDoseReadOptions {
+    RtDoseReadOptions {
+        accept_relative: true,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn malformed_dicom_files_give_named_errors() {
     let o = SeriesReadOptions::default();
@@ -545,14 +476,7 @@ fn malformed_dicom_files_give_named_errors() {
     );
     let e = read_rtplan(bad("rtplan_truncated.dcm")).unwrap_err();
     assert!(matches!(e, Error::DicomRead { .. }), "{e}");
-    let e = read_rtdose(
-        bad("rtdose_absurd_size.dcm"),
-        &RtDoseReadOptions {
-            accept_relative: true,
-            ..Default::default()
-        },
-    )
-    .unwrap_err();
+    let e = read_rtdose(bad("rtdose_absurd_size.dcm"), &relative_dose_ok()).unwrap_err();
     assert!(matches!(e, Error::InvalidTag { .. }), "{e}");
     let e = read_rtdose(data("CT_small.dcm"), &RtDoseReadOptions::default()).unwrap_err();
     assert!(matches!(e, Error::WrongModality { .. }), "{e}");
@@ -564,6 +488,16 @@ fn ct_volume(grid: &Grid) -> Volume<i16> {
     Volume::from_fn(grid.clone(), |[i, j, k]| {
         (i as i16 * 7 - j as i16 * 3 + k as i16 * 100) - 1000
     })
+}
+
+/// Writes [`ct_volume`] on `grid` as a CT series with the default options.
+fn write_test_ct(dir: impl AsRef<Path>, grid: &Grid) -> WrittenSeries {
+    write_ct_series(dir, &ct_volume(grid), &SeriesWriteOptions::default()).unwrap()
+}
+
+/// Reads the only series under `dir` with the default options.
+fn read_only_series(dir: &Path) -> Result<Image> {
+    read_series_dir(dir, &SeriesSelector::Only, &SeriesReadOptions::default())
 }
 
 #[test]
@@ -608,12 +542,7 @@ fn ct_series_round_trips_in_every_syntax() {
 fn series_selection_by_uid_and_modality() {
     let dir = TempDir::new("select");
     let grid = Grid::new([4, 4, 3], [1.0; 3], [0.0; 3]).unwrap();
-    let ct = write_ct_series(
-        dir.path().join("ct"),
-        &ct_volume(&grid),
-        &SeriesWriteOptions::default(),
-    )
-    .unwrap();
+    let ct = write_test_ct(dir.path().join("ct"), &grid);
     let mr = Image::new(
         ImageData::F32(Volume::from_fn(grid.clone(), |[i, j, k]| {
             (i * j + k) as f32 * 0.5
@@ -632,7 +561,7 @@ fn series_selection_by_uid_and_modality() {
     .unwrap();
     std::fs::write(dir.path().join("README.txt"), "not DICOM").unwrap();
     let o = SeriesReadOptions::default();
-    let e = read_series_dir(dir.path(), &SeriesSelector::Only, &o).unwrap_err();
+    let e = read_only_series(dir.path()).unwrap_err();
     assert!(matches!(e, Error::AmbiguousSeries { count: 2, .. }), "{e}");
     let m = read_series_dir(dir.path(), &SeriesSelector::Modality(Modality::Mr), &o).unwrap();
     assert_eq!(m.series_uid.as_deref(), Some(mr_w.series_uid.as_str()));
@@ -660,15 +589,9 @@ fn ds_values(v: &[f64]) -> PrimitiveValue {
 #[test]
 fn inconsistent_stacks_are_refused() {
     let grid = Grid::new([4, 4, 6], [1.0, 1.0, 2.0], [0.0, 0.0, 0.0]).unwrap();
-    let o = SeriesReadOptions::default();
     let fresh = |tag: &str| {
         let dir = TempDir::new(tag);
-        let w = write_ct_series(
-            dir.path(),
-            &ct_volume(&grid),
-            &SeriesWriteOptions::default(),
-        )
-        .unwrap();
+        let w = write_test_ct(dir.path(), &grid);
         (dir, w)
     };
     let set = |path: &Path, tag, vals: &[f64]| {
@@ -683,7 +606,7 @@ fn inconsistent_stacks_are_refused() {
         tags::IMAGE_ORIENTATION_PATIENT,
         &[0.0, 1.0, 0.0, 1.0, 0.0, 0.0],
     );
-    let e = read_series_dir(d.path(), &SeriesSelector::Only, &o).unwrap_err();
+    let e = read_only_series(d.path()).unwrap_err();
     assert!(matches!(e, Error::MixedOrientation { .. }), "{e}");
     // Gantry tilt: slices shifted sideways in proportion to their height.
     let (d, w) = fresh("tilt");
@@ -694,7 +617,7 @@ fn inconsistent_stacks_are_refused() {
             &[0.0, 0.3 * k as f64, 2.0 * k as f64],
         );
     }
-    let e = read_series_dir(d.path(), &SeriesSelector::Only, &o).unwrap_err();
+    let e = read_only_series(d.path()).unwrap_err();
     assert!(matches!(e, Error::GantryTilt { .. }), "{e}");
     // Duplicated slice.
     let (d, w) = fresh("dup");
@@ -702,25 +625,27 @@ fn inconsistent_stacks_are_refused() {
     edit_dicom(&d.path().join("copy.dcm"), |o| {
         o.put_str(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4");
     });
-    let e = read_series_dir(d.path(), &SeriesSelector::Only, &o).unwrap_err();
+    let e = read_only_series(d.path()).unwrap_err();
     assert!(matches!(e, Error::DuplicateSlice { .. }), "{e}");
     // Missing slices.
     let (d, w) = fresh("gap");
     std::fs::remove_file(&w.files[2]).unwrap();
     std::fs::remove_file(&w.files[3]).unwrap();
-    let e = read_series_dir(d.path(), &SeriesSelector::Only, &o).unwrap_err();
+    let e = read_only_series(d.path()).unwrap_err();
     assert!(matches!(e, Error::MissingSlices { missing: 2, .. }), "{e}");
     // Non-uniform spacing.
     let (d, w) = fresh("uneven");
     set(&w.files[4], tags::IMAGE_POSITION_PATIENT, &[0.0, 0.0, 8.7]);
-    let e = read_series_dir(d.path(), &SeriesSelector::Only, &o).unwrap_err();
+    let e = read_only_series(d.path()).unwrap_err();
     assert!(matches!(e, Error::NonUniformSpacing { .. }), "{e}");
 }
 
 // ---------------------------------------------------------------- PET and ADC
 
-fn pet_acq(decay: DecayCorrection) -> PetAcquisition {
-    PetAcquisition {
+/// Writes a PET series (Bq/mL) into `dir`, acquired 70 kg, 370 MBq F-18, one
+/// half-life before the series time, with the given decay correction.
+fn write_pet(dir: &Path, pet: &Image, decay: DecayCorrection) -> WrittenSeries {
+    let acquisition = PetAcquisition {
         weight_kg: 70.0,
         injected_bq: 370e6,
         half_life_s: 6586.2, // F-18, 109.77 min (shared/reference/dose_painting.md)
@@ -728,6 +653,19 @@ fn pet_acq(decay: DecayCorrection) -> PetAcquisition {
         series_date: "20240301".into(),
         series_time: "104946.2".into(), // 109.77 min = 1 h 49 min 46.2 s after injection
         decay_correction: decay,
+    };
+    let options = SeriesWriteOptions {
+        pet: Some(acquisition),
+        ..Default::default()
+    };
+    write_series(dir, pet, &options).unwrap()
+}
+
+/// Read options that convert PET to SUV_bw.
+fn suv_options() -> SeriesReadOptions {
+    SeriesReadOptions {
+        pet_values: PetValues::SuvBw,
+        ..Default::default()
     }
 }
 
@@ -743,31 +681,10 @@ fn pet_bq_per_ml_and_suv() {
         (DecayCorrection::Admin, 370e6),
     ] {
         let dir = TempDir::new("pet");
-        write_series(
-            dir.path(),
-            &pet,
-            &SeriesWriteOptions {
-                pet: Some(pet_acq(decay)),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let bq = read_series_dir(
-            dir.path(),
-            &SeriesSelector::Only,
-            &SeriesReadOptions::default(),
-        )
-        .unwrap();
+        write_pet(dir.path(), &pet, decay);
+        let bq = read_only_series(dir.path()).unwrap();
         assert_eq!(bq.units, Units::BqPerMl);
-        let suv = read_series_dir(
-            dir.path(),
-            &SeriesSelector::Only,
-            &SeriesReadOptions {
-                pet_values: PetValues::SuvBw,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let suv = read_series_dir(dir.path(), &SeriesSelector::Only, &suv_options()).unwrap();
         assert_eq!(suv.units, Units::SuvBw);
         // SUV = C * 70000 g / A, A = 370 MBq * 2^(-1) at START (one half-life), 370 MBq at ADMIN.
         let (b, s) = (bq.data.to_f32(), suv.data.to_f32());
@@ -790,20 +707,9 @@ fn pet_without_what_suv_needs_is_refused_with_the_reason() {
         Modality::Pt,
         Units::BqPerMl,
     );
-    let suv = SeriesReadOptions {
-        pet_values: PetValues::SuvBw,
-        ..Default::default()
-    };
+    let suv = suv_options();
     let dir = TempDir::new("pet-bad");
-    let w = write_series(
-        dir.path(),
-        &pet,
-        &SeriesWriteOptions {
-            pet: Some(pet_acq(DecayCorrection::Start)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let w = write_pet(dir.path(), &pet, DecayCorrection::Start);
     for f in &w.files {
         edit_dicom(f, |o| {
             o.remove_element(tags::PATIENT_WEIGHT);
@@ -834,12 +740,7 @@ fn adc_maps_come_back_in_mm2_per_s() {
     let img = Image::new(ImageData::F32(adc.clone()), Modality::Mr, Units::Mm2PerS);
     let dir = TempDir::new("adc");
     write_series(dir.path(), &img, &SeriesWriteOptions::default()).unwrap();
-    let back = read_series_dir(
-        dir.path(),
-        &SeriesSelector::Only,
-        &SeriesReadOptions::default(),
-    )
-    .unwrap();
+    let back = read_only_series(dir.path()).unwrap();
     assert_eq!(back.units, Units::Mm2PerS);
     assert!(
         back.notes.iter().any(|n| n.contains("1e-6")),
@@ -888,12 +789,7 @@ fn pydicom_rtstruct_is_read_and_rasterized() {
 fn rtstruct_round_trip_with_holes_and_islands() {
     let dir = TempDir::new("rtstruct");
     let grid = Grid::new([24, 20, 6], [1.5, 1.5, 2.0], [-18.0, -15.0, -6.0]).unwrap();
-    let series = write_ct_series(
-        dir.path().join("ct"),
-        &ct_volume(&grid),
-        &SeriesWriteOptions::default(),
-    )
-    .unwrap();
+    let series = write_test_ct(dir.path().join("ct"), &grid);
     let ring = Structure::new(
         "RING",
         StructureRole::Target,
@@ -975,13 +871,9 @@ fn rtstruct_round_trip_with_holes_and_islands() {
 
 #[test]
 fn pydicom_rtdose_in_four_syntaxes() {
-    let o = RtDoseReadOptions::default();
-    let e = read_rtdose(data("rtdose.dcm"), &o).unwrap_err();
+    let e = read_rtdose(data("rtdose.dcm"), &RtDoseReadOptions::default()).unwrap_err();
     assert!(matches!(e, Error::RelativeDose { .. }), "{e}");
-    let rel = RtDoseReadOptions {
-        accept_relative: true,
-        ..o
-    };
+    let rel = relative_dose_ok();
     // pydicom: 15 frames of 10 x 10, uint32 sum 1519910000, [7, 5, 5] = 975000,
     // Dose Grid Scaling 1e-6, offsets 0, 5, ... 70 mm.
     for name in ["rtdose.dcm", "rtdose_expb.dcm", "rtdose_rle.dcm"] {
@@ -1219,24 +1111,12 @@ fn registration_brings_pet_onto_the_planning_ct() {
     }
     // A RIGID matrix that scales is refused.
     edit_dicom(&p, |o| {
-        let mut seq = o
-            .get(tags::REGISTRATION_SEQUENCE)
-            .unwrap()
-            .items()
-            .unwrap()
-            .to_vec();
-        let mut mr = seq[1]
-            .get(tags::MATRIX_REGISTRATION_SEQUENCE)
-            .unwrap()
-            .items()
-            .unwrap()
-            .to_vec();
-        let mut m = mr[0]
-            .get(tags::MATRIX_SEQUENCE)
-            .unwrap()
-            .items()
-            .unwrap()
-            .to_vec();
+        let items = |obj: &dicom_object::InMemDicomObject, tag| {
+            obj.get(tag).unwrap().items().unwrap().to_vec()
+        };
+        let mut seq = items(o, tags::REGISTRATION_SEQUENCE);
+        let mut mr = items(&seq[1], tags::MATRIX_REGISTRATION_SEQUENCE);
+        let mut m = items(&mr[0], tags::MATRIX_SEQUENCE);
         let scaled = [
             2.0, 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.,
         ];
@@ -1267,27 +1147,24 @@ fn registration_brings_pet_onto_the_planning_ct() {
 
 // ---------------------------------------------------------------- cache and npz
 
+/// A full beamlet layout of 5 x 5 mm beamlets over beams of
+/// `(rows, columns, x0_mm, y0_mm)`.
+fn layout(beams: &[(usize, usize, f64, f64)]) -> BeamletLayout {
+    let grids = beams
+        .iter()
+        .map(|&(n_rows, n_cols, x0_mm, y0_mm)| BeamGrid {
+            n_rows,
+            n_cols,
+            x0_mm,
+            y0_mm,
+        })
+        .collect();
+    BeamletLayout::full(grids, 5.0, 5.0).unwrap()
+}
+
 fn small_influence() -> DoseInfluence {
     let grid = Grid::new([5, 4, 3], [2.0; 3], [0.0; 3]).unwrap();
-    let layout = BeamletLayout::full(
-        vec![
-            BeamGrid {
-                n_rows: 2,
-                n_cols: 3,
-                x0_mm: -5.0,
-                y0_mm: -2.5,
-            },
-            BeamGrid {
-                n_rows: 1,
-                n_cols: 2,
-                x0_mm: 0.0,
-                y0_mm: 0.0,
-            },
-        ],
-        5.0,
-        5.0,
-    )
-    .unwrap();
+    let layout = layout(&[(2, 3, -5.0, -2.5), (1, 2, 0.0, 0.0)]);
     let voxels: Vec<u32> = (0..60).filter(|v| v % 3 != 1).collect();
     let triplets: Vec<(u32, u32, f32)> = (0..voxels.len() as u32)
         .flat_map(|r| {
@@ -1347,17 +1224,7 @@ fn matrad_npz_import_converts_voxel_order() {
     // scripts/make_bad_files.py: cube [ny, nx, nz] = [2, 3, 2], entry (m, b) =
     // 100 b + m + 1 for matRad rows m in {0, 1, 4, 7, 11}.
     let grid = Grid::new([3, 2, 2], [3.0; 3], [0.0; 3]).unwrap();
-    let layout = BeamletLayout::full(
-        vec![BeamGrid {
-            n_rows: 1,
-            n_cols: 2,
-            x0_mm: 0.0,
-            y0_mm: 0.0,
-        }],
-        5.0,
-        5.0,
-    )
-    .unwrap();
+    let layout = layout(&[(1, 2, 0.0, 0.0)]);
     for name in ["matrad_csc.npz", "matrad_csr.npz"] {
         let d = import_npz(data(name), grid.clone(), layout.clone(), VoxelOrder::MatRad).unwrap();
         assert_eq!(d.n_rows(), 5);
@@ -1391,8 +1258,8 @@ proptest! {
     #[test]
     fn random_bytes_are_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let grid = Grid::new([2, 2, 1], [1.0; 3], [0.0; 3]).unwrap();
-        let layout = BeamletLayout::full(vec![BeamGrid { n_rows: 1, n_cols: 2, x0_mm: 0.0, y0_mm: 0.0 }], 5.0, 5.0).unwrap();
-        prop_assert!(dosepaint_io::nifti::read_nifti_bytes(&bytes, "r", &NiftiReadOptions::default()).is_err());
+        let layout = layout(&[(1, 2, 0.0, 0.0)]);
+        prop_assert!(nifti_from_bytes(&bytes, "r").is_err());
         prop_assert!(dosepaint_io::dicom::parse_dataset_bytes(&bytes, "r").is_err());
         prop_assert!(dosepaint_io::dicom::decode_pixel_bytes(&bytes, "r").is_err());
         prop_assert!(dosepaint_io::dicom::read_rtdose_bytes(&bytes, "r", &RtDoseReadOptions::default()).is_err());
@@ -1415,7 +1282,7 @@ proptest! {
             let at = (next() % bytes.len() as u64) as usize;
             bytes[at] = next() as u8;
         }
-        let _ = dosepaint_io::dicom::read_rtdose_bytes(&bytes, name, &RtDoseReadOptions { accept_relative: true, ..Default::default() });
+        let _ = dosepaint_io::dicom::read_rtdose_bytes(&bytes, name, &relative_dose_ok());
         let _ = dosepaint_io::dicom::read_rtstruct_bytes(&bytes, name);
         let _ = dosepaint_io::dicom::read_rtplan_bytes(&bytes, name);
         let _ = dosepaint_io::dicom::decode_pixel_bytes(&bytes, name);
@@ -1426,6 +1293,6 @@ proptest! {
             let at = (next() % n.len() as u64) as usize;
             n[at] = next() as u8;
         }
-        let _ = dosepaint_io::nifti::read_nifti_bytes(&n, "mutated", &NiftiReadOptions::default());
+        let _ = nifti_from_bytes(&n, "mutated");
     }
 }

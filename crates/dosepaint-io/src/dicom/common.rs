@@ -14,6 +14,7 @@ use dicom_object::{
     FileDicomObject, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions, file::ReadPreamble,
 };
 
+use crate::endian::little_endian;
 use crate::{Error, Result};
 
 /// Explicit VR Big Endian (retired, still met in old files).
@@ -24,6 +25,21 @@ pub(crate) struct DicomFile {
     obj: FileDicomObject<InMemDicomObject>,
     /// Name of the source, for messages.
     pub path: String,
+}
+
+/// Checks that `nx` columns and `ny` rows fit Columns (0028,0011) and Rows
+/// (0028,0010), which are US (at most 65535).
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming `what` is written.
+pub(crate) fn check_rows_columns(what: &str, nx: usize, ny: usize) -> Result<()> {
+    if nx > 65535 || ny > 65535 {
+        return Err(Error::input(
+            what,
+            format!("{nx} x {ny} pixels exceed 65535"),
+        ));
+    }
+    Ok(())
 }
 
 /// Keyword and number of a tag, e.g. `PatientWeight (0010,1030)`.
@@ -175,6 +191,24 @@ impl DicomFile {
             path: &self.path,
         }
     }
+
+    /// Checks that Modality (0008,0060) is `modality`; `what` names the
+    /// object the reader expects (e.g. "an RT Plan").
+    ///
+    /// # Errors
+    /// [`Error::WrongModality`] naming the file, the expected object and the
+    /// modality found.
+    pub fn require_modality(&self, modality: &str, what: &str) -> Result<()> {
+        let found = self.root().str(tags::MODALITY).unwrap_or_default();
+        if found == modality {
+            return Ok(());
+        }
+        Err(Error::WrongModality {
+            path: self.path.clone(),
+            expected: format!("{what} (Modality {modality})"),
+            found: format!("Modality \"{found}\""),
+        })
+    }
 }
 
 /// Walks the element structure of a file (not its values) and checks that
@@ -280,23 +314,18 @@ const MAX_DEPTH: usize = 32;
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 
 impl Walker<'_> {
+    /// The `N` bytes at `at`, in little-endian order.
+    fn le<const N: usize>(&self, at: usize, big: bool) -> std::result::Result<[u8; N], String> {
+        let s = self.b.get(at..at + N).ok_or("truncated element header")?;
+        Ok(little_endian(s, big))
+    }
+
     fn u16(&self, at: usize, big: bool) -> std::result::Result<u16, String> {
-        let s = self.b.get(at..at + 2).ok_or("truncated element header")?;
-        Ok(if big {
-            u16::from_be_bytes([s[0], s[1]])
-        } else {
-            u16::from_le_bytes([s[0], s[1]])
-        })
+        self.le(at, big).map(u16::from_le_bytes)
     }
 
     fn u32(&self, at: usize, big: bool) -> std::result::Result<u32, String> {
-        let s = self.b.get(at..at + 4).ok_or("truncated element header")?;
-        let a = [s[0], s[1], s[2], s[3]];
-        Ok(if big {
-            u32::from_be_bytes(a)
-        } else {
-            u32::from_le_bytes(a)
-        })
+        self.le(at, big).map(u32::from_le_bytes)
     }
 
     /// Checks the element at `pos` (ending by `end`); returns where the next
@@ -590,6 +619,33 @@ impl<'a> Item<'a> {
         let v = self.f64s(tag)?.ok_or_else(|| self.missing(tag, context))?;
         if n > 0 && v.len() != n {
             return Err(self.invalid(tag, format!("{} values, expected {n}", v.len())));
+        }
+        Ok(v)
+    }
+
+    /// A required positive (> 0) number; `unit` (e.g. `" Bq"`) follows the
+    /// value in the message when it is not positive.
+    pub fn positive_f64_req(&self, tag: Tag, context: &str, unit: &str) -> Result<f64> {
+        let v = self.f64_req(tag, context)?;
+        if v <= 0.0 {
+            return Err(self.invalid(tag, format!("{v}{unit} must be positive")));
+        }
+        Ok(v)
+    }
+
+    /// A required element of `n` positive (> 0) numbers, as
+    /// [`Self::f64s_req`]; `unit` follows the values in the message when one
+    /// is not positive.
+    pub fn positive_f64s_req(
+        &self,
+        tag: Tag,
+        n: usize,
+        context: &str,
+        unit: &str,
+    ) -> Result<Vec<f64>> {
+        let v = self.f64s_req(tag, n, context)?;
+        if v.iter().any(|&x| x <= 0.0) {
+            return Err(self.invalid(tag, format!("{v:?}{unit} must be positive")));
         }
         Ok(v)
     }
@@ -1154,23 +1210,15 @@ fn words_from_bytes(
         return Err(short(path, n, b.len() / bytes_per, bytes_per));
     }
     let b = &b[..n * bytes_per];
-    Ok(match (bytes_per, big) {
-        (1, _) => b.iter().map(|&x| u32::from(x)).collect(),
-        (2, false) => b
+    Ok(match bytes_per {
+        1 => b.iter().map(|&x| u32::from(x)).collect(),
+        2 => b
             .chunks_exact(2)
-            .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
+            .map(|c| u32::from(u16::from_le_bytes(little_endian(c, big))))
             .collect(),
-        (2, true) => b
-            .chunks_exact(2)
-            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-            .collect(),
-        (_, false) => b
+        _ => b
             .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        (_, true) => b
-            .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .map(|c| u32::from_le_bytes(little_endian(c, big)))
             .collect(),
     })
 }

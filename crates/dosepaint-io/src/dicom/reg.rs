@@ -105,13 +105,9 @@ fn registration_from(file: &DicomFile) -> Result<Registration> {
             reason: "deformable spatial registration; only matrix registrations are read".into(),
         });
     }
-    let modality = root.str(tags::MODALITY).unwrap_or_default();
-    if modality != "REG" && class != uids::SPATIAL_REGISTRATION_STORAGE {
-        return Err(Error::WrongModality {
-            path: file.path.clone(),
-            expected: "a Spatial Registration (Modality REG)".into(),
-            found: format!("Modality \"{modality}\""),
-        });
+    // The SOP class alone identifies a registration whatever its Modality.
+    if class != uids::SPATIAL_REGISTRATION_STORAGE {
+        file.require_modality("REG", "a Spatial Registration")?;
     }
     let own = root.str_req(tags::FRAME_OF_REFERENCE_UID, "the registration's own frame")?;
     let mut frames = Vec::new();

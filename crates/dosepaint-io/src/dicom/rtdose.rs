@@ -10,7 +10,9 @@ use dosepaint_core::{Grid, Volume};
 use serde::{Deserialize, Serialize};
 
 use super::PatientInfo;
-use super::common::{Common, DicomFile, Put, WriteSyntax, decode_pixels, ds, new_uid};
+use super::common::{
+    Common, DicomFile, Put, WriteSyntax, check_rows_columns, decode_pixels, ds, new_uid,
+};
 use crate::{Error, Result};
 
 /// Dose Summation Type (3004,000A).
@@ -115,15 +117,8 @@ pub fn read_rtdose_bytes(bytes: &[u8], name: &str, options: &RtDoseReadOptions) 
 }
 
 fn rtdose_from(file: &DicomFile, options: &RtDoseReadOptions) -> Result<RtDose> {
+    file.require_modality("RTDOSE", "an RT Dose")?;
     let root = file.root();
-    let modality = root.str(tags::MODALITY).unwrap_or_default();
-    if modality != "RTDOSE" {
-        return Err(Error::WrongModality {
-            path: file.path.clone(),
-            expected: "an RT Dose (Modality RTDOSE)".into(),
-            found: format!("Modality \"{modality}\""),
-        });
-    }
     let units = root.str_req(tags::DOSE_UNITS, "RT Dose module")?;
     let relative = match units.as_str() {
         "GY" => false,
@@ -138,17 +133,9 @@ fn rtdose_from(file: &DicomFile, options: &RtDoseReadOptions) -> Result<RtDose> 
     let ctx = "RT Dose geometry";
     let ipp = root.f64s_req(tags::IMAGE_POSITION_PATIENT, 3, ctx)?;
     let iop = root.f64s_req(tags::IMAGE_ORIENTATION_PATIENT, 6, ctx)?;
-    let ps = root.f64s_req(tags::PIXEL_SPACING, 2, ctx)?;
-    if ps.iter().any(|&s| s <= 0.0) {
-        return Err(root.invalid(tags::PIXEL_SPACING, format!("{ps:?} mm must be positive")));
-    }
-    let scaling = root.f64_req(tags::DOSE_GRID_SCALING, "converts pixel values to dose")?;
-    if scaling <= 0.0 {
-        return Err(root.invalid(
-            tags::DOSE_GRID_SCALING,
-            format!("{scaling} must be positive"),
-        ));
-    }
+    let ps = root.positive_f64s_req(tags::PIXEL_SPACING, 2, ctx, " mm")?;
+    let scaling =
+        root.positive_f64_req(tags::DOSE_GRID_SCALING, "converts pixel values to dose", "")?;
     let pixels = decode_pixels(file)?;
     let row = [iop[0], iop[1], iop[2]];
     let col = [iop[3], iop[4], iop[5]];
@@ -310,12 +297,7 @@ pub fn write_rtdose(
     }
     let grid = dose.grid();
     let [nx, ny, nz] = grid.dims();
-    if nx > 65535 || ny > 65535 {
-        return Err(Error::input(
-            "RT Dose",
-            format!("{nx} x {ny} pixels exceed 65535"),
-        ));
-    }
+    check_rows_columns("RT Dose", nx, ny)?;
     let max = dose
         .as_slice()
         .iter()

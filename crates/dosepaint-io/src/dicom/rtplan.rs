@@ -462,15 +462,8 @@ pub fn read_rtplan_bytes(bytes: &[u8], name: &str) -> Result<RtPlan> {
 }
 
 fn rtplan_from(file: &DicomFile) -> Result<RtPlan> {
+    file.require_modality("RTPLAN", "an RT Plan")?;
     let root = file.root();
-    let modality = root.str(tags::MODALITY).unwrap_or_default();
-    if modality != "RTPLAN" {
-        return Err(Error::WrongModality {
-            path: file.path.clone(),
-            expected: "an RT Plan (Modality RTPLAN)".into(),
-            found: format!("Modality \"{modality}\""),
-        });
-    }
     let patient_position = match root
         .seq(tags::PATIENT_SETUP_SEQUENCE)
         .first()

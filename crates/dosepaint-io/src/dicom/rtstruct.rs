@@ -191,15 +191,8 @@ pub fn read_rtstruct_bytes(bytes: &[u8], name: &str) -> Result<RtStruct> {
 }
 
 fn rtstruct_from(file: &DicomFile) -> Result<RtStruct> {
+    file.require_modality("RTSTRUCT", "an RT Structure Set")?;
     let root = file.root();
-    let modality = root.str(tags::MODALITY).unwrap_or_default();
-    if modality != "RTSTRUCT" {
-        return Err(Error::WrongModality {
-            path: file.path.clone(),
-            expected: "an RT Structure Set (Modality RTSTRUCT)".into(),
-            found: format!("Modality \"{modality}\""),
-        });
-    }
     let mut frame = None;
     let mut series = None;
     for f in root.seq(tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE) {

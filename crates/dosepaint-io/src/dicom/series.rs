@@ -329,10 +329,7 @@ fn read_slice(path: &Path, modality: &Modality) -> Result<Slice> {
         .f64s_req(tags::IMAGE_ORIENTATION_PATIENT, 6, ctx)?
         .try_into()
         .expect("six values checked");
-    let ps = root.f64s_req(tags::PIXEL_SPACING, 2, ctx)?;
-    if ps.iter().any(|&s| s <= 0.0) {
-        return Err(root.invalid(tags::PIXEL_SPACING, format!("{ps:?} mm must be positive")));
-    }
+    let ps = root.positive_f64s_req(tags::PIXEL_SPACING, 2, ctx, " mm")?;
     let pixels = decode_pixels(&file)?;
     if pixels.frames != 1 {
         return Err(Error::Unsupported {

@@ -119,20 +119,16 @@ pub(crate) fn suv_parameters(
         "SUV needs the injected activity, its half-life and the injection time",
     )?;
     let rp = info[0];
-    let injected_bq = rp.f64_req(
+    let injected_bq = rp.positive_f64_req(
         tags::RADIONUCLIDE_TOTAL_DOSE,
         "SUV needs the injected activity in Bq (in Radiopharmaceutical Information Sequence)",
+        " Bq",
     )?;
-    if injected_bq <= 0.0 {
-        return Err(rp.invalid(tags::RADIONUCLIDE_TOTAL_DOSE, format!("{injected_bq} Bq")));
-    }
-    let half_life_s = rp.f64_req(
+    let half_life_s = rp.positive_f64_req(
         tags::RADIONUCLIDE_HALF_LIFE,
         "SUV needs the radionuclide half-life in s (in Radiopharmaceutical Information Sequence)",
+        " s",
     )?;
-    if half_life_s <= 0.0 {
-        return Err(rp.invalid(tags::RADIONUCLIDE_HALF_LIFE, format!("{half_life_s} s")));
-    }
     let mut note = format!(
         "SUV_bw: weight {weight_kg} kg, injected {injected_bq} Bq, half-life {half_life_s} s, \
          decay correction {decay}"

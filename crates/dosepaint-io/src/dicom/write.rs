@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::PatientInfo;
-use super::common::{Common, Put, WriteSyntax, ds, new_uid, write_dataset};
+use super::common::{Common, Put, WriteSyntax, check_rows_columns, ds, new_uid, write_dataset};
 use super::suv::DecayCorrection;
 use crate::image::{Image, ImageData, Modality, Units};
 use crate::{Error, Result};
@@ -152,12 +152,7 @@ pub fn write_series(
         v.ensure_finite("image to write")?;
     }
     let [nx, ny, nz] = grid.dims();
-    if nx > 65535 || ny > 65535 {
-        return Err(Error::input(
-            "image series",
-            format!("{nx} x {ny} pixels exceed 65535"),
-        ));
-    }
+    check_rows_columns("image series", nx, ny)?;
     let study_uid = options
         .study_uid
         .clone()
