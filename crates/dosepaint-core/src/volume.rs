@@ -324,29 +324,13 @@ impl<T: Real> Volume<T> {
         to_source: impl Fn(PointMm) -> PointMm + Sync,
     ) -> Self {
         let src = self.as_slice();
-        let mut data = Array3::from_elem(target.shape(), outside);
-        data.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(k, mut slice)| {
-                for ((j, i), out) in slice.indexed_iter_mut() {
-                    let p = to_source(target.voxel_center([i, j, k]));
-                    let idx = self.grid.patient_to_index(p);
-                    let v = match interpolation {
-                        Interpolation::Linear => {
-                            sample_linear(&self.grid, src, idx).map(T::from_f64)
-                        }
-                        Interpolation::Nearest => sample_nearest(&self.grid, src, idx).copied(),
-                    };
-                    if let Some(v) = v {
-                        *out = v;
-                    }
-                }
-            });
-        Volume {
-            grid: target.clone(),
-            data,
-        }
+        sample_onto(target, outside, |p| {
+            let idx = self.grid.patient_to_index(to_source(p));
+            match interpolation {
+                Interpolation::Linear => sample_linear(&self.grid, src, idx).map(T::from_f64),
+                Interpolation::Nearest => sample_nearest(&self.grid, src, idx).copied(),
+            }
+        })
     }
 }
 
@@ -365,23 +349,34 @@ impl<T: Clone + Send + Sync> Volume<T> {
         outside: T,
     ) -> Self {
         let src = self.as_slice();
-        let mut data = Array3::from_elem(target.shape(), outside);
-        data.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(k, mut slice)| {
-                for ((j, i), out) in slice.indexed_iter_mut() {
-                    let p = target_to_source.apply(target.voxel_center([i, j, k]));
-                    let idx = self.grid.patient_to_index(p);
-                    if let Some(v) = sample_nearest(&self.grid, src, idx) {
-                        *out = v.clone();
-                    }
+        sample_onto(target, outside, |p| {
+            let idx = self.grid.patient_to_index(target_to_source.apply(p));
+            sample_nearest(&self.grid, src, idx).cloned()
+        })
+    }
+}
+
+/// A volume on `target` whose voxels take `sample(centre)`, or `outside`
+/// where it gives `None`; parallel over slices.
+fn sample_onto<T: Clone + Send + Sync>(
+    target: &Grid,
+    outside: T,
+    sample: impl Fn(PointMm) -> Option<T> + Sync,
+) -> Volume<T> {
+    let mut data = Array3::from_elem(target.shape(), outside);
+    data.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(k, mut slice)| {
+            for ((j, i), out) in slice.indexed_iter_mut() {
+                if let Some(v) = sample(target.voxel_center([i, j, k])) {
+                    *out = v;
                 }
-            });
-        Volume {
-            grid: target.clone(),
-            data,
-        }
+            }
+        });
+    Volume {
+        grid: target.clone(),
+        data,
     }
 }
 
