@@ -7,12 +7,13 @@
 //! the time per map.
 //!
 //! Run: `cargo run --release -p dosepaint-mlc --example mlc_figures`
-//! (add `-- --constrained` for the interleaf-constrained variants).
+//! (add `-- --constrained` for the interleaf-constrained variants, Engel
+//! with both of its searches, `ConstrainedSearch::Fast` and `::Windows`).
 
 use std::time::Instant;
 
 use dosepaint_mlc::testmaps::{MapKind, map_set};
-use dosepaint_mlc::{Algorithm, LeafConstraints, SequencerParams};
+use dosepaint_mlc::{Algorithm, ConstrainedSearch, LeafConstraints, SequencerParams};
 
 /// Largest number of positive increments (from 0) over the rows whose
 /// complexity equals the MU lower bound.
@@ -36,6 +37,11 @@ fn min_mu_segment_bound(l: &dosepaint_mlc::LevelMap) -> usize {
         .unwrap_or(0)
 }
 
+/// A `'static` name for the table (the example runs once).
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
 fn main() -> Result<(), dosepaint_mlc::Error> {
     let constrained = std::env::args().any(|a| a == "--constrained");
     let n_maps: usize = std::env::var("NMAPS")
@@ -56,23 +62,24 @@ fn main() -> Result<(), dosepaint_mlc::Error> {
         tongue_and_groove: true,
         ..free
     };
+    let (fast, windows) = (ConstrainedSearch::Fast, ConstrainedSearch::Windows);
     let mut variants = vec![
-        ("sweep", Algorithm::Sweep, free),
-        ("xia-verhey", Algorithm::XiaVerhey, free),
-        ("engel", Algorithm::Engel, free),
+        ("sweep", Algorithm::Sweep, free, fast),
+        ("xia-verhey", Algorithm::XiaVerhey, free, fast),
+        ("engel", Algorithm::Engel, free, fast),
     ];
     if constrained {
-        variants = vec![
-            ("sweep icc", Algorithm::Sweep, icc),
-            ("xia-verhey icc", Algorithm::XiaVerhey, icc),
-            ("engel icc", Algorithm::Engel, icc),
-            ("sweep tg", Algorithm::Sweep, tg),
-            ("xia-verhey tg", Algorithm::XiaVerhey, tg),
-            ("engel tg", Algorithm::Engel, tg),
-            ("sweep icc+tg", Algorithm::Sweep, both),
-            ("xia-verhey icc+tg", Algorithm::XiaVerhey, both),
-            ("engel icc+tg", Algorithm::Engel, both),
-        ];
+        variants.clear();
+        for (label, c) in [("icc", icc), ("tg", tg), ("icc+tg", both)] {
+            for (name, algorithm, search) in [
+                ("sweep", Algorithm::Sweep, fast),
+                ("xia-verhey", Algorithm::XiaVerhey, fast),
+                ("engel (fast)", Algorithm::Engel, fast),
+                ("engel (windows)", Algorithm::Engel, windows),
+            ] {
+                variants.push((leak(format!("{name} {label}")), algorithm, c, search));
+            }
+        }
     }
     println!(
         "| maps | levels | algorithm | segments | segment bound (any) | segment bound at min MU | MU (levels) | MU / lower bound | ms per map |"
@@ -82,9 +89,10 @@ fn main() -> Result<(), dosepaint_mlc::Error> {
         let maps = map_set(kind, n_maps, 1, 20, 20);
         for levels in [5u32, 10, 20] {
             let mut xv_segments = None;
-            for &(name, algorithm, constraints) in &variants {
+            for &(name, algorithm, constraints, search) in &variants {
                 let seq = SequencerParams::new(algorithm, levels)
                     .with_constraints(constraints)
+                    .with_constrained_search(search)
                     .check()?;
                 let lvs: Vec<_> = maps
                     .iter()

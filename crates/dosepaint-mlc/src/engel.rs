@@ -13,9 +13,10 @@
 //! possible (see [`row_score`]).
 
 use crate::constrained::{Cand, choose};
-use crate::params::Parking;
+use crate::params::{ConstrainedSearch, Parking};
 use crate::schedule::{Ctx, sweep_segments, sweep_time};
 use crate::segment::{Segment, place_closed};
+use crate::windows::WindowSearch;
 
 #[inline]
 fn g_at(row: &[i64], l: usize, u: i64) -> i64 {
@@ -71,7 +72,7 @@ fn row_feasible(row: &[i64], u: i64, budget: i64) -> bool {
 /// Score of exposing columns `l..r` of `row` with weight `u` (higher is
 /// better): the complexity removed from the row, then the number of level
 /// steps (jumps) removed, then the dose removed.
-fn row_score(row: &[i64], l: usize, r: usize, u: i64) -> f64 {
+pub(crate) fn row_score(row: &[i64], l: usize, r: usize, u: i64) -> f64 {
     let red = g_at(row, l, u) - h_at(row, r, u);
     // A jump disappears at l when R[l] - R[l-1] == u, at r when R[r-1] - R[r] == u.
     let prev = if l == 0 { 0 } else { row[l - 1] };
@@ -173,42 +174,82 @@ fn engel_free(n_rows: usize, n_cols: usize, levels: &[u32], parking: Parking) ->
 
 /// Candidates kept per row for the joint choice under interleaf constraints.
 const KEEP: usize = 10;
-/// Weights tried per step (largest feasible first) before the sweep
-/// fallback, while the budget lasts.
-const TRIES: usize = 8;
-/// Joint choices per map after which a step tries only [`TRIES_LOW`]
-/// weights.
-const BUDGET: usize = 120;
-/// Weights tried per step once the budget is spent.
-const TRIES_LOW: usize = 2;
+
+/// Work budget of the joint interval choices of one map (for the time per
+/// map): at most `tries` weights per step until `per_map` joint choices
+/// have been made, then at most `tries_after`.
+struct Budget {
+    tries: usize,
+    per_map: usize,
+    tries_after: usize,
+}
+
+/// [`ConstrainedSearch::Fast`]: the joint choice is the main search.
+const FAST: Budget = Budget {
+    tries: 8,
+    per_map: 120,
+    tries_after: 2,
+};
+
+/// [`ConstrainedSearch::Windows`]: the joint choice only tries weights
+/// above the schedule-window segment's.
+const WINDOWS: Budget = Budget {
+    tries: 2,
+    per_map: 60,
+    tries_after: 0,
+};
 
 /// Engel under interleaf constraints: the total MU is held at the minimum
 /// of unidirectional constrained schedules (the constrained sweep), each
-/// step requiring `T(R - u S) = T(R) - u`; the rows' intervals are chosen
-/// jointly ([`choose`]) for the largest feasible weights; a step that finds
-/// no admissible segment delivers the first segment of the constrained
-/// sweep of the residual.
+/// step requiring `T(R - u S) <= T(R) - u`.
 ///
-/// Work budget (for the time per map): a step tries at most [`TRIES`]
-/// weights, and once [`BUDGET`] joint choices have been made for the map,
-/// at most [`TRIES_LOW`]. The budget only decides how hard a step searches;
-/// every accepted segment satisfies the same condition, so exactness,
-/// constraints and the MU guarantee do not depend on it.
-fn engel_constrained(ctx: &Ctx, levels: &[u32], parking: Parking) -> Vec<Segment> {
+/// [`ConstrainedSearch::Fast`]: the rows' admissible intervals are chosen
+/// jointly ([`choose`]) for the largest feasible weights, at most
+/// [`FAST`]`.tries` per step (`tries_after` once the map's budget is
+/// spent); a step that finds no admissible segment delivers the first
+/// segment of the constrained sweep of the residual.
+///
+/// [`ConstrainedSearch::Windows`]: each step first finds the segment of
+/// the largest weight `u_w` among cuts of the least schedule's windows
+/// ([`WindowSearch`]), which satisfies the condition by construction; the
+/// joint interval choice then tries only weights above `u_w` (budget
+/// [`WINDOWS`]), and the window segment is delivered if none of them is
+/// admissible.
+///
+/// The budgets only decide how hard a step searches; every delivered
+/// segment satisfies the same condition, so exactness, constraints and the
+/// MU guarantee do not depend on them.
+fn engel_constrained(
+    ctx: &Ctx,
+    levels: &[u32],
+    parking: Parking,
+    search: ConstrainedSearch,
+) -> Vec<Segment> {
     let (m, n) = (ctx.n_rows, ctx.n_cols);
     let mut res: Vec<i64> = levels.iter().map(|&l| i64::from(l)).collect();
-    let mut t = sweep_time(ctx, &res);
+    let mut windows = (search == ConstrainedSearch::Windows).then(WindowSearch::default);
+    let mut t = match windows.as_mut() {
+        Some(w) => w.load(ctx, &res),
+        None => sweep_time(ctx, &res),
+    };
+    let budget = if windows.is_some() { &WINDOWS } else { &FAST };
     let mut segs = Vec::new();
     let mut spent = 0usize;
     while t > 0 {
-        let tries_max = if spent >= BUDGET { TRIES_LOW } else { TRIES };
+        let tries_max = if spent >= budget.per_map {
+            budget.tries_after
+        } else {
+            budget.tries
+        };
+        let win_seg = windows.as_mut().map(|w| w.segment(ctx, &res));
+        let u_min = win_seg.as_ref().map_or(0, |s| i64::from(s.weight));
         let crow: Vec<i64> = (0..m)
             .map(|i| complexity(&res[i * n..(i + 1) * n]))
             .collect();
         let rmax = res.iter().copied().max().unwrap_or(0);
         let mut accepted = None;
         let mut tries = 0;
-        for u in (1..=t.min(rmax)).rev() {
+        for u in (u_min + 1..=t.min(rmax)).rev() {
             if tries == tries_max {
                 break;
             }
@@ -247,29 +288,51 @@ fn engel_constrained(ctx: &Ctx, levels: &[u32], parking: Parking) -> Vec<Segment
             }
         }
         let (mut seg, next, t_next) = accepted.unwrap_or_else(|| {
-            let seg = sweep_segments(ctx, &res, true)
-                .pop()
-                .expect("a non-zero residual has a first sweep segment");
+            let seg = win_seg.unwrap_or_else(|| {
+                sweep_segments(ctx, &res, true)
+                    .pop()
+                    .expect("a non-zero residual has a first sweep segment")
+            });
             let mut next = res.clone();
             for i in 0..m {
                 for j in seg.left[i]..seg.right[i].max(seg.left[i]) {
                     next[i * n + j] -= i64::from(seg.weight);
                 }
             }
-            let t_next = sweep_time(ctx, &next);
+            // With windows the next load computes the time.
+            let t_next = if windows.is_some() {
+                0
+            } else {
+                sweep_time(ctx, &next)
+            };
             (seg, next, t_next)
         });
         place_closed(&mut seg, n, parking, ctx.icc);
-        segs.push(seg);
         res = next;
+        let t_next = match windows.as_mut() {
+            Some(w) => w.load(ctx, &res),
+            None => t_next,
+        };
+        debug_assert!(
+            t_next <= t - i64::from(seg.weight),
+            "T(R - uS) = {t_next} > T(R) - u = {} - {}",
+            t,
+            seg.weight
+        );
+        segs.push(seg);
         t = t_next;
     }
     segs
 }
 
-pub(crate) fn engel(ctx: &Ctx, levels: &[u32], parking: Parking) -> Vec<Segment> {
+pub(crate) fn engel(
+    ctx: &Ctx,
+    levels: &[u32],
+    parking: Parking,
+    search: ConstrainedSearch,
+) -> Vec<Segment> {
     if ctx.icc || ctx.tg {
-        engel_constrained(ctx, levels, parking)
+        engel_constrained(ctx, levels, parking, search)
     } else {
         engel_free(ctx.n_rows, ctx.n_cols, levels, parking)
     }

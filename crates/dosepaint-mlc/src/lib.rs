@@ -7,7 +7,7 @@
 //! | item | what it does |
 //! |---|---|
 //! | [`FluenceMap`], [`LevelMap`] | a beam's map, and its discretisation to integer levels ([`Rounding`]) |
-//! | [`SequencerParams`] -> [`Sequencer`] | algorithm ([`Algorithm`]: sweep, Xia-Verhey, Engel), levels, [`LeafConstraints`], [`Parking`], [`Delivery`]; validated once |
+//! | [`SequencerParams`] -> [`Sequencer`] | algorithm ([`Algorithm`]: sweep, Xia-Verhey, Engel), levels, [`LeafConstraints`], [`Parking`], [`Delivery`], Engel's search under interleaf constraints ([`ConstrainedSearch`]); validated once |
 //! | [`Sequencer::decompose`] | integer [`Segment`]s ([`Decomposition`]) that deliver the levels exactly |
 //! | [`Sequencer::sequence`], [`Sequencer::sequence_plan`] | core [`Sequence`](dosepaint_core::Sequence)s in mm with per-beam [`BeamFigures`] |
 //! | [`delivered_fluence`], [`delivered_weights`] | the fluence a sequence delivers (with leaf transmission), for recomputing the dose |
@@ -68,13 +68,15 @@ mod schedule;
 mod segment;
 mod sequencer;
 pub mod testmaps;
+mod windows;
 mod xia_verhey;
 
 pub use deliver::{delivered_fluence, delivered_weights};
 pub use error::{Error, Result};
 pub use map::{DiscretisationError, FluenceMap, LevelMap, MAX_LEVELS, Rounding};
 pub use params::{
-    Algorithm, Delivery, LeafConstraints, LeafGeometry, Parking, Sequencer, SequencerParams,
+    Algorithm, ConstrainedSearch, Delivery, LeafConstraints, LeafGeometry, Parking, Sequencer,
+    SequencerParams,
 };
 pub use segment::{Decomposition, Segment};
 pub use sequencer::{BeamFigures, BeamSequencing, PlanSequencing};

@@ -43,6 +43,31 @@ pub enum Parking {
     Centre,
 }
 
+/// How [`Algorithm::Engel`] searches each segment under interleaf
+/// constraints (no interdigitation or tongue-and-groove synchronisation).
+/// Both keep every guarantee: exact reproduction of the levels, every
+/// aperture within the constraints, and total monitor units at most the
+/// constrained sweep's. Without interleaf constraints Engel's own
+/// (minimum-MU) step is used and this setting has no effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConstrainedSearch {
+    /// The interval search (the default before schedule windows): Engel's
+    /// per-row admissible intervals chosen jointly for the largest few
+    /// weights, under a work budget, falling back to the first segment of
+    /// the constrained sweep. Fewer segments than `Windows` with
+    /// tongue-and-groove synchronisation on smooth maps, many more on noisy
+    /// maps at 10 or more levels, and slower there.
+    Fast,
+    /// Schedule windows: each row cuts a time slice of the residual's least
+    /// constrained schedule, adjacent cuts kept compatible, for the largest
+    /// weight that allows it; then the interval search is tried for a few
+    /// larger weights (see `docs/leaf-sequencing.md`).
+    #[default]
+    Windows,
+}
+
 /// Mechanical constraints on the apertures.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LeafConstraints {
@@ -123,6 +148,10 @@ pub struct SequencerParams {
     pub parking: Parking,
     /// Step and shoot or sliding window.
     pub delivery: Delivery,
+    /// Engel's search under interleaf constraints (absent in serialised
+    /// parameters: the default).
+    #[serde(default)]
+    pub constrained_search: ConstrainedSearch,
 }
 
 use crate::map::Rounding;
@@ -138,6 +167,7 @@ impl SequencerParams {
             constraints: LeafConstraints::default(),
             parking: Parking::default(),
             delivery: Delivery::default(),
+            constrained_search: ConstrainedSearch::default(),
         }
     }
 
@@ -162,6 +192,12 @@ impl SequencerParams {
     /// With this delivery technique.
     pub fn with_delivery(mut self, delivery: Delivery) -> Self {
         self.delivery = delivery;
+        self
+    }
+
+    /// With this search of Engel's segments under interleaf constraints.
+    pub fn with_constrained_search(mut self, search: ConstrainedSearch) -> Self {
+        self.constrained_search = search;
         self
     }
 

@@ -86,7 +86,12 @@ impl Sequencer {
                     sweep_segments(&ctx, &res, false)
                 }
                 Algorithm::XiaVerhey => xia_verhey(&ctx, levels.levels(), self.params.parking),
-                Algorithm::Engel => engel(&ctx, levels.levels(), self.params.parking),
+                Algorithm::Engel => engel(
+                    &ctx,
+                    levels.levels(),
+                    self.params.parking,
+                    self.params.constrained_search,
+                ),
             }
         };
         Decomposition {

@@ -5,8 +5,8 @@
 use approx::assert_relative_eq;
 use dosepaint_core::{Aperture, BeamGrid, BeamletLayout, DeliveryKind, Sequence};
 use dosepaint_mlc::{
-    Algorithm, Delivery, Error, FluenceMap, LeafConstraints, LeafGeometry, LevelMap, Parking,
-    Rounding, Sequencer, SequencerParams, delivered_fluence, testmaps,
+    Algorithm, ConstrainedSearch, Delivery, Error, FluenceMap, LeafConstraints, LeafGeometry,
+    LevelMap, Parking, Rounding, Sequencer, SequencerParams, delivered_fluence, testmaps,
 };
 use proptest::prelude::*;
 
@@ -226,6 +226,42 @@ proptest! {
             let lb = levels.lower_bound() as f64 * levels.step();
             if c == LeafConstraints::default() {
                 prop_assert!(seq.total_weight >= lb - 1e-9);
+            }
+        }
+    }
+
+    /// Both of Engel's searches under interleaf constraints, on larger maps
+    /// with more levels than above (more schedule windows per row): exact
+    /// reproduction, every aperture within the constraints, total MU at most
+    /// the constrained sweep's, and no fewer segments than the universal
+    /// bound. (The window search also checks `T(R - uS) <= T(R) - u` at
+    /// every step by a debug assertion.)
+    #[test]
+    fn engel_searches_keep_their_guarantees(
+        levels in (2usize..9, 2usize..11, 3u32..16).prop_flat_map(|(m, n, lmax)| {
+            proptest::collection::vec(0..=lmax, m * n)
+                .prop_map(move |v| LevelMap::from_levels(m, n, v, 0.5).unwrap())
+        })
+    ) {
+        let g = geometry(levels.n_rows(), levels.n_cols());
+        for c in constraint_sets().into_iter().filter(LeafConstraints::interleaf) {
+            let sweep = sequencer(Algorithm::Sweep, c).decompose(&levels);
+            for search in [ConstrainedSearch::Fast, ConstrainedSearch::Windows] {
+                let s = SequencerParams::new(Algorithm::Engel, 10)
+                    .with_constraints(c)
+                    .with_constrained_search(search)
+                    .check()
+                    .unwrap();
+                let d = s.decompose(&levels);
+                let got: Vec<u32> = d.delivered_levels().iter().map(|&v| v as u32).collect();
+                prop_assert_eq!(&got[..], levels.levels(), "{:?} {:?}", search, c);
+                prop_assert!(d.total_mu() <= sweep.total_mu(), "{:?} {:?}", search, c);
+                prop_assert!(d.total_mu() >= levels.lower_bound());
+                prop_assert!(d.n_segments() >= levels.segment_lower_bound());
+                prop_assert!(d.segments.iter().all(|seg| seg.weight > 0 && !seg.is_closed()));
+                let seq = s.sequence_levels(&levels, &g, 0).unwrap();
+                check_constraints(&seq, &levels, &g, c);
+                assert_reproduces(&seq, &levels, &g);
             }
         }
     }
@@ -726,4 +762,57 @@ fn segment_lower_bound_closed_form() {
     assert_eq!(lv.segment_lower_bound(), 2);
     let zero = LevelMap::from_levels(2, 2, vec![0; 4], 0.0).unwrap();
     assert_eq!(zero.segment_lower_bound(), 0);
+}
+
+/// The window search (the default) against the fast one and Xia-Verhey on
+/// noisy maps at 20 levels, where the fast search mostly falls back to the
+/// constrained sweep: fewer segments than the fast search under every
+/// interleaf constraint, and at least 15 % fewer than Xia-Verhey with
+/// tongue-and-groove synchronisation (docs/leaf-sequencing.md, Figures:
+/// -37 and -36 % on the 200-map set).
+#[test]
+fn window_search_needs_fewer_segments_on_noisy_maps() {
+    let maps = testmaps::map_set(testmaps::MapKind::Noisy, 8, 1, 20, 20);
+    for c in constraint_sets()
+        .into_iter()
+        .filter(LeafConstraints::interleaf)
+    {
+        let count = |alg: Algorithm, search: ConstrainedSearch| -> usize {
+            let s = SequencerParams::new(alg, 20)
+                .with_constraints(c)
+                .with_constrained_search(search)
+                .check()
+                .unwrap();
+            maps.iter()
+                .map(|m| s.decompose(&s.discretise(m).unwrap()).n_segments())
+                .sum()
+        };
+        let windows = count(Algorithm::Engel, ConstrainedSearch::Windows);
+        let fast = count(Algorithm::Engel, ConstrainedSearch::Fast);
+        let xv = count(Algorithm::XiaVerhey, ConstrainedSearch::default());
+        assert!(windows < fast, "{c:?}: windows {windows}, fast {fast}");
+        if c.tongue_and_groove {
+            assert!(
+                (windows as f64) < 0.85 * xv as f64,
+                "{c:?}: windows {windows}, Xia-Verhey {xv}"
+            );
+        }
+    }
+}
+
+/// `constrained_search` is optional in serialised parameters (older files
+/// keep working, with the default) and round-trips.
+#[test]
+fn constrained_search_serde() {
+    let p =
+        SequencerParams::new(Algorithm::Engel, 10).with_constrained_search(ConstrainedSearch::Fast);
+    let json = serde_json::to_string(&p).unwrap();
+    assert!(json.contains(r#""constrained_search":"fast""#), "{json}");
+    let back: SequencerParams = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, p);
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v.as_object_mut().unwrap().remove("constrained_search");
+    let old: SequencerParams = serde_json::from_value(v).unwrap();
+    assert_eq!(old.constrained_search, ConstrainedSearch::Windows);
+    assert_eq!(ConstrainedSearch::default(), ConstrainedSearch::Windows);
 }
