@@ -212,7 +212,7 @@ impl Constraint {
                 "{} D{}% {} {dose_gy} Gy",
                 structure.name(),
                 volume_fraction * 100.0,
-                if sense == Sense::AtMost { "<=" } else { ">=" }
+                sense.symbol()
             ),
             kind: Kind::DoseAtVolume {
                 penalty,
@@ -239,11 +239,7 @@ impl Constraint {
         let rows = structure_rows(influence, structure)?;
         // The measure is the mean itself: an AtMost mean objective with limit 0
         // is mean^2, so use a dedicated measure instead.
-        let name = format!(
-            "{} mean {} {limit_gy} Gy",
-            structure.name(),
-            if sense == Sense::AtMost { "<=" } else { ">=" }
-        );
+        let name = format!("{} mean {} {limit_gy} Gy", structure.name(), sense.symbol());
         Self::measure(
             name,
             Box::new(MeanMeasure(MeanDose::from_rows(
@@ -346,10 +342,7 @@ impl Constraint {
                 scale,
             } => {
                 let m = measure.value(dose);
-                match sense {
-                    Sense::AtMost => (m - limit) / scale,
-                    Sense::AtLeast => (limit - m) / scale,
-                }
+                sense.excess(m, *limit) / scale
             }
         }
     }
@@ -368,7 +361,7 @@ impl Constraint {
                 limit_gy,
                 sense,
             } => {
-                let sign = if *sense == Sense::AtMost { 1.0 } else { -1.0 };
+                let sign = sense.sign();
                 let inv_n = 1.0 / rows.len() as f64;
                 let mut sum = 0.0;
                 for ((&r, &l), &lam) in rows.iter().zip(limit_gy).zip(&m.lambda) {
@@ -407,7 +400,7 @@ impl Constraint {
                 let c = self.scalar_c(dose);
                 let t = lam + m.mu * c;
                 if t > 0.0 {
-                    let sign = if *sense == Sense::AtMost { 1.0 } else { -1.0 };
+                    let sign = sense.sign();
                     measure.value_and_gradient(dose, t * sign / scale, grad_rows);
                     (t * t - lam * lam) / (2.0 * m.mu)
                 } else {
@@ -426,7 +419,7 @@ impl Constraint {
             sense,
         } = &self.kind
         {
-            let sign = if *sense == Sense::AtMost { 1.0 } else { -1.0 };
+            let sign = sense.sign();
             let mut worst = 0.0f64;
             for ((&r, &l), lam) in rows.iter().zip(limit_gy).zip(m.lambda.iter_mut()) {
                 let c = sign * (dose[r as usize] - l);
@@ -450,7 +443,7 @@ impl Constraint {
                 sense,
             } => {
                 let uniform = limit_gy.windows(2).all(|w| w[0].total_cmp(&w[1]).is_eq());
-                let sign = if *sense == Sense::AtMost { 1.0 } else { -1.0 };
+                let sign = sense.sign();
                 if uniform {
                     let ext = rows
                         .iter()
@@ -485,10 +478,7 @@ impl Constraint {
                 ..
             } => (measure.value(dose), *limit, *sense),
         };
-        let violation = match sense {
-            Sense::AtMost => (value - limit).max(0.0),
-            Sense::AtLeast => (limit - value).max(0.0),
-        };
+        let violation = sense.excess(value, limit).max(0.0);
         ConstraintReport {
             name: self.name.clone(),
             value,
