@@ -319,7 +319,7 @@ fn prepare_on<'a>(
                 // (and SUVpeak spheres around them): smooth just there.
                 let sphere_reach = match &src.normalization {
                     Normalization::SuvPeak { sphere_cm3, .. } => {
-                        let r = (3.0 * sphere_cm3 * 1e3 / (4.0 * std::f64::consts::PI)).cbrt();
+                        let r = sphere_radius_mm(*sphere_cm3);
                         let s = grid.spacing_mm();
                         [0, 1, 2].map(|a| (r / s[a]).ceil() as usize)
                     }
@@ -612,9 +612,17 @@ pub fn suv_peak(image: &Volume<f32>, region: &Structure, sphere_cm3: f64) -> Res
     )
 }
 
+/// Radius (mm) of a sphere of `volume_cm3`: `(3 V / (4 pi))^(1/3)`.
+fn sphere_radius_mm(volume_cm3: f64) -> f64 {
+    (3.0 * volume_cm3 * 1e3 / (4.0 * std::f64::consts::PI)).cbrt()
+}
+
 fn suv_peak_of(grid: &Grid, data: &[f32], centres: &[u32], sphere_cm3: f64) -> Result<SuvPeak> {
     crate::error::positive("SUVpeak sphere volume (cm^3)", sphere_cm3)?;
-    let radius_mm = (3.0 * sphere_cm3 * 1e3 / (4.0 * std::f64::consts::PI)).cbrt();
+    if centres.is_empty() {
+        return Err(Error::region("SUVpeak region", "holds no voxel"));
+    }
+    let radius_mm = sphere_radius_mm(sphere_cm3);
     let s = grid.spacing_mm();
     let reach = [0, 1, 2].map(|a| (radius_mm / s[a]).floor() as isize);
     let mut offsets = Vec::new();
@@ -631,9 +639,6 @@ fn suv_peak_of(grid: &Grid, data: &[f32], centres: &[u32], sphere_cm3: f64) -> R
         }
     }
     let dims = grid.dims();
-    if centres.is_empty() {
-        return Err(Error::region("SUVpeak region", "holds no voxel"));
-    }
     let best = centres
         .par_iter()
         .map(|&n| {
@@ -839,6 +844,15 @@ pub(crate) fn resolve_levels<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suvpeak_sphere_of_one_cm3_has_radius_6_2_mm() {
+        // PERCIST 1.0 (Wahl et al. 2009, J Nucl Med 50:122S): a 1 cm^3 sphere,
+        // "1.2 cm diameter", i.e. radius 6.2 mm.
+        assert!((sphere_radius_mm(1.0) - 6.2).abs() < 0.01);
+        // Volume scales with r^3: 8 cm^3 doubles the radius.
+        assert!((sphere_radius_mm(8.0) - 2.0 * sphere_radius_mm(1.0)).abs() < 1e-12);
+    }
 
     #[test]
     fn percentile_matches_type7() {

@@ -16,8 +16,9 @@ use dosepaint_biomap::{
     Level, LinearSpec, MappingInputs, MappingSpec, MaxOf, MaxSpec, Normalization, OutsideSource,
     OxygenSpec, PatientRadiosensitivity, PatientSpec, PiecewiseSpec, Po2Model, ProliferationSpec,
     RedistributeSpec, ReferenceStatistic, Rescale, RiskComponent, RiskMapSpec, TargetStatistic,
-    ThresholdRule, UniformSpec, VoxelFn, WeightedComponent, WeightedSpec, clonogen_density,
-    prescription_bed, prescription_eqd2, represcribe, sib_doses,
+    ThresholdRule, UniformSpec, VoxelFn, WeightedComponent, WeightedSpec, adc_to_mm2_per_s,
+    clonogen_density, prescription_bed, prescription_eqd2, region_stats, represcribe, sib_doses,
+    suv_max, suv_peak, tumour_to_background, z_score,
 };
 use dosepaint_core::{AffineTransform, Prescription, Provenance, Structure, StructureRole, Volume};
 use dosepaint_radiobio::{LqParams, OerModel, Repopulation};
@@ -1203,6 +1204,101 @@ fn images_from_another_frame_are_resampled_and_checked() {
 }
 
 // ------------------------------------------------------------------ errors
+
+#[test]
+fn image_preparation_functions_follow_their_formulas_and_refuse_bad_input() {
+    // A row of 5 voxels of 3 mm; the reference region holds the first three.
+    let g = grid([5, 1, 1], [3.0; 3]);
+    let img = Volume::from_vec(g.clone(), vec![1.0f32, 2.0, 3.0, 4.0, 10.0]).unwrap();
+    let reference = structure_from(
+        &g,
+        "muscle",
+        StructureRole::Other,
+        vec![true, true, true, false, false],
+    );
+    // Closed forms: mean 2, sample sd 1 over {1, 2, 3}.
+    let tbr = tumour_to_background(&img, &reference, ReferenceStatistic::Mean).unwrap();
+    assert_eq!(tbr.as_slice(), &[0.5, 1.0, 1.5, 2.0, 5.0]);
+    let z = z_score(&img, &reference).unwrap();
+    assert_eq!(z.as_slice(), &[-1.0, 0.0, 1.0, 2.0, 8.0]);
+    assert_eq!(suv_max(&img, &reference).unwrap(), 3.0);
+    // 1e-6 mm^2/s (scanner integers) -> mm^2/s.
+    let adc = Volume::from_vec(g.clone(), vec![800.0f32, 1500.0, 3000.0, 0.0, 2000.0]).unwrap();
+    let mm2 = adc_to_mm2_per_s(&adc, AdcUnit::Micro).unwrap();
+    assert!(close(f64::from(mm2.as_slice()[1]), 1.5e-3, 1e-10));
+
+    // Another grid.
+    let other = structure(&grid([4, 1, 1], [3.0; 3]), "other", |_| true);
+    let e = region_stats(&img, &other).unwrap_err().to_string();
+    assert!(e.contains("\"other\""), "{e}");
+    // A NaN inside the region names the region and the voxel.
+    let mut nan = img.clone();
+    nan[[1, 0, 0]] = f32::NAN;
+    let e = region_stats(&nan, &reference).unwrap_err();
+    assert!(
+        matches!(&e, Error::VoxelValue { voxel: [1, 0, 0], what, .. } if what.contains("muscle")),
+        "{e}"
+    );
+    // SUVpeak: a sphere volume that is not positive; a NaN that the sphere
+    // reaches outside the region.
+    for v in [0.0, -1.0, f64::NAN] {
+        let e = suv_peak(&img, &reference, v).unwrap_err();
+        assert!(matches!(e, Error::InvalidParameter { .. }), "{v}: {e}");
+    }
+    let mut nan_outside = img.clone();
+    nan_outside[[4, 0, 0]] = f32::NAN;
+    assert!(suv_peak(&nan_outside, &reference, 1.0).is_err());
+    // A background of mean 0 (no ratio), a constant or one-voxel region (no
+    // z-score).
+    let zero = Volume::from_vec(g.clone(), vec![0.0f32, 0.0, 0.0, 4.0, 10.0]).unwrap();
+    let e = tumour_to_background(&zero, &reference, ReferenceStatistic::Mean).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidRegion { region, .. } if region == "muscle"),
+        "{e}"
+    );
+    let e = z_score(&zero, &reference).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidRegion { region, .. } if region == "muscle"),
+        "{e}"
+    );
+    let one = structure_from(
+        &g,
+        "one",
+        StructureRole::Other,
+        vec![false, false, true, false, false],
+    );
+    let e = z_score(&img, &one).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidRegion { region, .. } if region == "one"),
+        "{e}"
+    );
+    // ADC in 1e-6 mm^2/s read as mm^2/s: implausible, the voxel is named;
+    // a negative ADC likewise.
+    let e = adc_to_mm2_per_s(&adc, AdcUnit::Mm2PerS).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::VoxelValue {
+                voxel: [0, 0, 0],
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let mut negative = mm2.clone();
+    negative[[3, 0, 0]] = -1e-4;
+    let e = adc_to_mm2_per_s(&negative, AdcUnit::Mm2PerS).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::VoxelValue {
+                voxel: [3, 0, 0],
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
 
 #[test]
 fn bad_input_gives_clear_errors() {

@@ -640,6 +640,79 @@ fn inconsistent_stacks_are_refused() {
     assert!(matches!(e, Error::NonUniformSpacing { .. }), "{e}");
 }
 
+/// Whether `e` is an [`Error::InvalidTag`] for `tag` (its keyword) in a file
+/// whose name contains `file`.
+fn is_invalid_tag(e: &Error, tag: &str, file: &str) -> bool {
+    matches!(e, Error::InvalidTag { tag: t, path, .. } if t.contains(tag) && path.contains(file))
+}
+
+#[test]
+fn corrupt_orientation_and_slice_thickness_name_the_file_and_the_tag() {
+    let iop = "ImageOrientationPatient";
+    let grid = Grid::new([4, 4, 6], [1.0, 1.0, 2.0], [0.0, 0.0, 0.0]).unwrap();
+    // The same corrupt orientation in every slice (so not a mixed stack): a
+    // zero row cosine used to turn into NaN axes and a "non-uniform spacing"
+    // of NaN mm; a cosine of length 2 or a column at 6 degrees from
+    // perpendicular is no orthonormal frame either.
+    for cosines in [
+        [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        [2.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        [1.0, 0.0, 0.0, 0.1, 0.995, 0.0],
+    ] {
+        let dir = TempDir::new("iop");
+        let w = write_test_ct(dir.path(), &grid);
+        for f in &w.files {
+            edit_dicom(f, |o| {
+                o.put(dicom_core::DataElement::new(
+                    tags::IMAGE_ORIENTATION_PATIENT,
+                    VR::DS,
+                    ds_values(&cosines),
+                ));
+            });
+        }
+        let e = read_only_series(dir.path()).unwrap_err();
+        assert!(is_invalid_tag(&e, iop, ".dcm"), "{cosines:?}: {e}");
+    }
+    // A single slice takes its third spacing from SliceThickness, which must
+    // be positive (it used to reach the grid and fail there without a file).
+    let one = Grid::new([4, 4, 1], [1.0; 3], [0.0; 3]).unwrap();
+    for thickness in [0.0, -2.0] {
+        let dir = TempDir::new("thick");
+        let w = write_test_ct(dir.path(), &one);
+        edit_dicom(&w.files[0], |o| {
+            o.put(dicom_core::DataElement::new(
+                tags::SLICE_THICKNESS,
+                VR::DS,
+                ds_values(&[thickness]),
+            ));
+        });
+        let e = read_only_series(dir.path()).unwrap_err();
+        let name = w.files[0].file_name().unwrap().to_str().unwrap();
+        assert!(is_invalid_tag(&e, "SliceThickness", name), "{e}");
+    }
+    // RT Dose: the same check, naming the dose file (a column 0.6 degrees from
+    // perpendicular used to pass the reader and fail in the grid, unnamed).
+    let dose_grid = Grid::new([3, 2, 2], [2.0; 3], [0.0; 3]).unwrap();
+    let dose = Volume::from_fn(dose_grid, |[i, j, k]| (i + j + k) as f32);
+    for cosines in [
+        [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        [1.0, 0.0, 0.0, 0.01, 1.0, 0.0],
+    ] {
+        let dir = TempDir::new("rtdose-iop");
+        let p = dir.path().join("dose_iop.dcm");
+        write_rtdose(&p, &dose, &RtDoseWriteOptions::default()).unwrap();
+        edit_dicom(&p, |o| {
+            o.put(dicom_core::DataElement::new(
+                tags::IMAGE_ORIENTATION_PATIENT,
+                VR::DS,
+                ds_values(&cosines),
+            ));
+        });
+        let e = read_rtdose(&p, &RtDoseReadOptions::default()).unwrap_err();
+        assert!(is_invalid_tag(&e, iop, "dose_iop.dcm"), "{cosines:?}: {e}");
+    }
+}
+
 // ---------------------------------------------------------------- PET and ADC
 
 /// Writes a PET series (Bq/mL) into `dir`, acquired 70 kg, 370 MBq F-18, one

@@ -50,6 +50,71 @@ pub(crate) fn tag_name(tag: Tag) -> String {
     }
 }
 
+/// Largest departure of a direction cosine's length from 1 that
+/// [`image_axes`] accepts (files round cosines to a few decimals; a length
+/// further from 1 is a corrupt value, not rounding).
+const COSINE_LENGTH_TOLERANCE: f64 = 1e-2;
+
+/// Largest `|row . column|` of the unit direction cosines that [`image_axes`]
+/// accepts before making the column exactly orthogonal to the row.
+const COSINE_ORTHOGONALITY_TOLERANCE: f64 = 1e-3;
+
+/// The grid axes of an Image Orientation (Patient) (0020,0037) `iop` read
+/// from `path`: the row cosine made unit, the column cosine made unit and
+/// exactly orthogonal to it (Gram-Schmidt), and the slice normal
+/// `row x column`.
+///
+/// # Errors
+/// [`Error::InvalidTag`] naming the file and the tag when a cosine's length is
+/// not 1 (within 1 %) or the two cosines are not orthogonal (within 1e-3).
+pub(crate) fn image_axes(path: &str, iop: [f64; 6]) -> Result<[[f64; 3]; 3]> {
+    let invalid = |reason: String| Error::InvalidTag {
+        path: path.to_string(),
+        tag: tag_name(tags::IMAGE_ORIENTATION_PATIENT),
+        reason,
+    };
+    let row = [iop[0], iop[1], iop[2]];
+    let col = [iop[3], iop[4], iop[5]];
+    for (name, v) in [("row", row), ("column", col)] {
+        let len = dot(v, v).sqrt();
+        if len.is_nan() || (len - 1.0).abs() > COSINE_LENGTH_TOLERANCE {
+            return Err(invalid(format!(
+                "{iop:?}: the {name} cosine has length {len}, not 1"
+            )));
+        }
+    }
+    let row = unit(row);
+    let col = unit(col);
+    let d = dot(row, col);
+    if d.abs() > COSINE_ORTHOGONALITY_TOLERANCE {
+        return Err(invalid(format!(
+            "{iop:?}: row and column cosines are not orthogonal (dot product {d})"
+        )));
+    }
+    let col = unit([0, 1, 2].map(|c| col[c] - d * row[c]));
+    Ok([row, col, cross(row, col)])
+}
+
+/// Cross product.
+pub(crate) fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+/// Dot product.
+pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// `v` scaled to length 1.
+fn unit(v: [f64; 3]) -> [f64; 3] {
+    let n = dot(v, v).sqrt();
+    v.map(|x| x / n)
+}
+
 /// Name of a transfer syntax for messages.
 pub(crate) fn transfer_syntax_name(uid: &str) -> &'static str {
     match uid {

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::PatientInfo;
 use super::common::{
-    Common, DicomFile, Put, WriteSyntax, check_rows_columns, decode_pixels, ds, new_uid,
+    Common, DicomFile, Put, WriteSyntax, check_rows_columns, decode_pixels, dot, ds, image_axes,
+    new_uid,
 };
 use crate::{Error, Result};
 
@@ -137,21 +138,7 @@ fn rtdose_from(file: &DicomFile, options: &RtDoseReadOptions) -> Result<RtDose> 
     let scaling =
         root.positive_f64_req(tags::DOSE_GRID_SCALING, "converts pixel values to dose", "")?;
     let pixels = decode_pixels(file)?;
-    let row = [iop[0], iop[1], iop[2]];
-    let col = [iop[3], iop[4], iop[5]];
-    let normal = [
-        row[1] * col[2] - row[2] * col[1],
-        row[2] * col[0] - row[0] * col[2],
-        row[0] * col[1] - row[1] * col[0],
-    ];
-    let n_len = (normal[0] * normal[0] + normal[1] * normal[1] + normal[2] * normal[2]).sqrt();
-    if !(0.99..=1.01).contains(&n_len) {
-        return Err(root.invalid(
-            tags::IMAGE_ORIENTATION_PATIENT,
-            format!("{iop:?} are not orthonormal direction cosines"),
-        ));
-    }
-    let normal = normal.map(|v| v / n_len);
+    let [row, col, normal] = image_axes(&file.path, iop.try_into().expect("six values checked"))?;
     let frames = pixels.frames;
     let (dz, sign) = if frames > 1 {
         let mut off = root.f64s_req(
@@ -160,7 +147,7 @@ fn rtdose_from(file: &DicomFile, options: &RtDoseReadOptions) -> Result<RtDose> 
             "a multi-frame dose needs the position of every frame",
         )?;
         if off[0] != 0.0 {
-            let along = ipp[0] * normal[0] + ipp[1] * normal[1] + ipp[2] * normal[2];
+            let along = dot([ipp[0], ipp[1], ipp[2]], normal);
             if (off[0] - along).abs() <= options.spacing_tolerance_mm.max(1e-3) {
                 for o in &mut off {
                     *o -= along;

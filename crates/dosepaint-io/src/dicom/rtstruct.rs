@@ -260,11 +260,7 @@ fn rtstruct_from(file: &DicomFile) -> Result<RtStruct> {
 }
 
 fn roi_number(item: &Item<'_>, tag: dicom_core::Tag) -> Result<i64> {
-    let v = item.f64(tag)?.ok_or_else(|| Error::MissingTag {
-        path: item.path.to_string(),
-        tag: super::common::tag_name(tag),
-        context: "identifies the ROI".into(),
-    })?;
+    let v = item.f64_req(tag, "identifies the ROI")?;
     if v.fract() != 0.0 {
         return Err(item.invalid(tag, format!("{v} is not an integer")));
     }

@@ -8,7 +8,7 @@ use dosepaint_core::{Grid, PatientPosition, Volume};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::common::{DicomFile, Item, decode_pixels, parse_da_tm, tag_name};
+use super::common::{DicomFile, Item, decode_pixels, dot, image_axes, parse_da_tm, tag_name};
 use super::suv::suv_parameters;
 use crate::image::{Image, ImageData, Modality, Units};
 use crate::{Error, Result};
@@ -384,23 +384,6 @@ fn read_slice(path: &Path, modality: &Modality) -> Result<Slice> {
     })
 }
 
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
-fn unit(v: [f64; 3]) -> [f64; 3] {
-    let n = dot(v, v).sqrt();
-    v.map(|x| x / n)
-}
-
 /// Checks a sorted stack and returns the slice spacing.
 fn check_stack(
     series: &str,
@@ -516,20 +499,7 @@ fn assemble(info: &SeriesInfo, options: &SeriesReadOptions) -> Result<Image> {
             });
         }
     }
-    let o = first.orientation;
-    let row_dir = unit([o[0], o[1], o[2]]);
-    let col_dir = unit([o[3], o[4], o[5]]);
-    if dot(row_dir, col_dir).abs() > 1e-3 {
-        return Err(Error::InvalidTag {
-            path: first.path.clone(),
-            tag: tag_name(tags::IMAGE_ORIENTATION_PATIENT),
-            reason: format!("row and column cosines {o:?} are not orthogonal"),
-        });
-    }
-    // Exactly orthogonal column cosine (Gram-Schmidt), then the normal.
-    let d = dot(row_dir, col_dir);
-    let col_dir = unit([0, 1, 2].map(|c| col_dir[c] - d * row_dir[c]));
-    let normal = cross(row_dir, col_dir);
+    let [row_dir, col_dir, normal] = image_axes(&first.path, first.orientation)?;
     slices.sort_by(|a, b| dot(a.position, normal).total_cmp(&dot(b.position, normal)));
     let along: Vec<f64> = slices.iter().map(|s| dot(s.position, normal)).collect();
     let tol = options.position_tolerance_mm;
@@ -539,9 +509,10 @@ fn assemble(info: &SeriesInfo, options: &SeriesReadOptions) -> Result<Image> {
         let root = file.root();
         match root.f64(tags::SPACING_BETWEEN_SLICES)? {
             Some(s) if s > 0.0 => s,
-            _ => root.f64_req(
+            _ => root.positive_f64_req(
                 tags::SLICE_THICKNESS,
                 "a single-slice series needs a slice thickness for its third spacing",
+                " mm",
             )?,
         }
     } else {
