@@ -368,7 +368,7 @@ impl Gamma {
         region: Option<&Structure>,
     ) -> Result<GammaPassRate> {
         let setup = self.setup(reference, evaluated, region, true)?;
-        let rows = run(&setup, Mode::PassOnly);
+        let rows = run(&setup, None);
         let (mut evaluated_n, mut passed) = (0, 0);
         for row in &rows {
             evaluated_n += row.evaluated;
@@ -389,23 +389,18 @@ impl Gamma {
         check_evaluated: bool,
     ) -> Result<GammaResult> {
         let setup = self.setup(reference, evaluated, region, check_evaluated)?;
-        let rows = run(&setup, Mode::Map);
-        let limit = setup.search_limit_gamma;
+        // The map is written in place, row by row; voxels not evaluated stay NaN.
+        let mut values = vec![f32::NAN; reference.grid().n_voxels()];
+        let rows = run(&setup, Some(&mut values));
         let (mut evaluated_n, mut passed, mut uncovered, mut limited) = (0, 0, 0, 0);
         let (mut sum, mut max) = (0.0, 0.0f64);
-        let mut values = Vec::with_capacity(reference.grid().n_voxels());
-        for row in rows {
+        for row in &rows {
             evaluated_n += row.evaluated;
             passed += row.passed;
             uncovered += row.uncovered;
+            limited += row.limited;
             sum += row.sum;
             max = max.max(row.max);
-            limited += row
-                .values
-                .iter()
-                .filter(|g| g.is_finite() && f64::from(**g) > limit)
-                .count();
-            values.extend_from_slice(&row.values);
         }
         let covered = evaluated_n - uncovered;
         let map = Volume::from_vec(reference.grid().clone(), values)?;
@@ -555,45 +550,62 @@ impl Gamma {
     }
 }
 
-/// Evaluates every row `(j, k)` of the reference grid in parallel.
-fn run(s: &Setup<'_>, mode: Mode) -> Vec<RowResult> {
+/// Evaluates every row `(j, k)` of the reference grid in parallel. With
+/// `map` (one slot per reference voxel, pre-filled with NaN) each evaluated
+/// voxel's gamma is written into its slot and every voxel's minimum is
+/// searched; without it only pass/fail is decided.
+fn run(s: &Setup<'_>, map: Option<&mut [f32]>) -> Vec<RowTally> {
     let [nx, ny, nz] = s.reference.grid().dims();
-    (0..ny * nz)
-        .into_par_iter()
-        .map(|row| {
-            let (j, k) = (row % ny, row / ny);
-            let mut out = RowResult::new(if mode == Mode::Map { nx } else { 0 });
-            let rdose = &s.reference.as_slice()[row * nx..(row + 1) * nx];
-            for (i, &r) in rdose.iter().enumerate() {
-                let r = f64::from(r);
-                let inside = s.mask.is_none_or(|m| m[row * nx + i]);
-                if !(inside && r >= s.cutoff) {
-                    if mode == Mode::Map {
-                        out.values.push(f32::NAN);
-                    }
-                    continue;
-                }
-                let inv_dd2 = s.inv_dd2_global.unwrap_or_else(|| {
-                    let dd = s.criterion * r;
-                    1.0 / (dd * dd)
-                });
-                let init = match mode {
-                    Mode::Map => f64::INFINITY,
-                    Mode::PassOnly => PASS_LIMIT,
-                };
-                let best = if let Some(l) = &s.lattice {
-                    l.search(&s.padded, [i, j, k], r, inv_dd2, init, mode)
-                } else {
-                    let b = s
-                        .eval_grid
-                        .patient_to_index(s.reference.grid().voxel_center([i, j, k]));
-                    search_general(&s.padded, &s.offsets, s.reach, b, r, inv_dd2, init, mode)
-                };
-                out.record(best, mode);
-            }
-            out
-        })
-        .collect()
+    match map {
+        Some(map) => {
+            debug_assert_eq!(map.len(), nx * ny * nz);
+            map.par_chunks_mut(nx)
+                .enumerate()
+                .map(|(row, out)| run_row(s, row, Some(out)))
+                .collect()
+        }
+        None => (0..ny * nz)
+            .into_par_iter()
+            .map(|row| run_row(s, row, None))
+            .collect(),
+    }
+}
+
+/// One row of [`run`]: `row = j + ny k`, its map slots in `out` (map mode).
+fn run_row(s: &Setup<'_>, row: usize, mut out: Option<&mut [f32]>) -> RowTally {
+    let [nx, ny, _] = s.reference.grid().dims();
+    let (j, k) = (row % ny, row / ny);
+    let (mode, init) = if out.is_some() {
+        (Mode::Map, f64::INFINITY)
+    } else {
+        (Mode::PassOnly, PASS_LIMIT)
+    };
+    let mut tally = RowTally::default();
+    let rdose = &s.reference.as_slice()[row * nx..(row + 1) * nx];
+    for (i, &r) in rdose.iter().enumerate() {
+        let r = f64::from(r);
+        let inside = s.mask.is_none_or(|m| m[row * nx + i]);
+        if !(inside && r >= s.cutoff) {
+            continue;
+        }
+        let inv_dd2 = s.inv_dd2_global.unwrap_or_else(|| {
+            let dd = s.criterion * r;
+            1.0 / (dd * dd)
+        });
+        let best = if let Some(l) = &s.lattice {
+            l.search(&s.padded, [i, j, k], r, inv_dd2, init, mode)
+        } else {
+            let b = s
+                .eval_grid
+                .patient_to_index(s.reference.grid().voxel_center([i, j, k]));
+            search_general(&s.padded, &s.offsets, s.reach, b, r, inv_dd2, init, mode)
+        };
+        match out.as_deref_mut() {
+            Some(out) => out[i] = tally.record_map(best, s.search_limit_gamma),
+            None => tally.record_pass(best),
+        }
+    }
+    tally
 }
 
 /// Prepared inputs of one evaluation.
@@ -614,50 +626,46 @@ struct Setup<'a> {
     search_limit_gamma: f64,
 }
 
-/// Per-row tallies (and, in map mode, the row's gamma values).
-struct RowResult {
-    values: Vec<f32>,
+/// Per-row tallies.
+#[derive(Default)]
+struct RowTally {
     evaluated: usize,
     passed: usize,
+    /// Map mode: voxels without evaluated dose within reach (gamma `+inf`).
     uncovered: usize,
+    /// Map mode: voxels whose (stored) gamma exceeds `R_search / DTA`.
+    limited: usize,
+    /// Map mode: sum and maximum of the finite gammas.
     sum: f64,
     max: f64,
 }
 
-impl RowResult {
-    fn new(capacity: usize) -> Self {
-        Self {
-            values: Vec::with_capacity(capacity),
-            evaluated: 0,
-            passed: 0,
-            uncovered: 0,
-            sum: 0.0,
-            max: 0.0,
-        }
+impl RowTally {
+    /// Pass-rate mode: `best` is a `gamma^2` below [`PASS_LIMIT`] or not.
+    fn record_pass(&mut self, best: f64) {
+        self.evaluated += 1;
+        self.passed += usize::from(best < PASS_LIMIT);
     }
 
-    fn record(&mut self, best: f64, mode: Mode) {
+    /// Map mode: tallies the minimum `gamma^2` and returns the gamma to
+    /// store (a failing voxel is never stored as `<= 1` after rounding).
+    fn record_map(&mut self, best: f64, search_limit_gamma: f64) -> f32 {
         self.evaluated += 1;
-        match mode {
-            Mode::PassOnly => self.passed += usize::from(best < PASS_LIMIT),
-            Mode::Map => {
-                if best.is_infinite() {
-                    self.uncovered += 1;
-                    self.values.push(f32::INFINITY);
-                    return;
-                }
-                let g = best.sqrt();
-                let pass = best <= 1.0;
-                self.passed += usize::from(pass);
-                self.sum += g;
-                self.max = self.max.max(g);
-                let mut g32 = g as f32;
-                if !pass && g32 <= 1.0 {
-                    g32 = 1.0f32.next_up();
-                }
-                self.values.push(g32);
-            }
+        if best.is_infinite() {
+            self.uncovered += 1;
+            return f32::INFINITY;
         }
+        let g = best.sqrt();
+        let pass = best <= 1.0;
+        self.passed += usize::from(pass);
+        self.sum += g;
+        self.max = self.max.max(g);
+        let mut g32 = g as f32;
+        if !pass && g32 <= 1.0 {
+            g32 = 1.0f32.next_up();
+        }
+        self.limited += usize::from(f64::from(g32) > search_limit_gamma);
+        g32
     }
 }
 

@@ -564,6 +564,16 @@ fn resample_then_compare() {
         .count();
     assert_eq!(r.outside_voxels, outside);
     assert!(outside > 0);
+    // A NaN or negative source dose is refused, with the voxel.
+    let mut bad = evaluated.clone();
+    bad[[1, 2, 3]] = f32::NAN;
+    let err = resample_dose(&bad, &grid).unwrap_err();
+    assert!(
+        err.to_string().contains("dose to resample") && err.to_string().contains("(1, 2, 3)"),
+        "{err}"
+    );
+    bad[[1, 2, 3]] = -1.0;
+    assert!(resample_dose(&bad, &grid).is_err());
 }
 
 #[test]

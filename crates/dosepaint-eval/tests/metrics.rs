@@ -778,3 +778,123 @@ fn painting_bad_input() {
     let dpbn = rx(&grid([40, 1, 1], 2.0), |[i, _, _]| 70.0 + i as f32 * 0.5);
     assert!(prescription_levels(&dpbn).is_err());
 }
+
+// ---------------------------------------------------------------- more invariants and bad input
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Paddick's CI is the product of coverage and selectivity (Paddick 2000:
+    /// `CI = (TV_PIV / TV) (TV_PIV / PIV)`), every index lies in [0, 1] except
+    /// RTOG = PIV / TV, and the volumes match a direct count of the voxels.
+    #[test]
+    fn conformity_indices_are_consistent(
+        doses in prop::collection::vec(0.0f32..80.0, 125),
+        inside in prop::collection::vec(any::<bool>(), 125),
+        first in 0usize..125,
+        reference in 1.0f64..80.0,
+    ) {
+        let g = grid([5, 5, 5], 2.0); // 0.008 cm^3 voxels
+        let dose = Volume::from_vec(g.clone(), doses.clone()).unwrap();
+        // At least one target voxel.
+        let mut mask = inside.clone();
+        mask[first] = true;
+        let target = Structure::new(
+            "PTV", StructureRole::Target, Volume::from_vec(g.clone(), mask.clone()).unwrap(),
+        ).unwrap();
+        let c = conformity(&dose, &target, reference, None).unwrap();
+        let covered = |n: usize| f64::from(doses[n]) >= reference;
+        let tv = mask.iter().filter(|&&m| m).count() as f64 * 0.008;
+        let piv = (0..125).filter(|&n| covered(n)).count() as f64 * 0.008;
+        let tv_piv = (0..125).filter(|&n| mask[n] && covered(n)).count() as f64 * 0.008;
+        prop_assert!((c.target_volume_cm3 - tv).abs() < 1e-12);
+        prop_assert!((c.isodose_volume_cm3 - piv).abs() < 1e-12);
+        prop_assert!((c.target_in_isodose_cm3 - tv_piv).abs() < 1e-12);
+        prop_assert!((c.paddick - c.coverage * c.selectivity).abs() < 1e-12);
+        for x in [c.paddick, c.coverage, c.selectivity] {
+            prop_assert!((0.0..=1.0).contains(&x), "{c:?}");
+        }
+        prop_assert!((c.rtog - piv / tv).abs() < 1e-12);
+    }
+
+    /// A sample's mean lies between its minimum and maximum, and the mean and
+    /// gEUD(a = 1) agree (Niemierko: gEUD with a = 1 is the mean dose).
+    #[test]
+    fn sample_mean_is_bounded_and_equals_geud_one(
+        doses in prop::collection::vec(0.0f64..90.0, 1..60),
+        seed in prop::collection::vec(0.0f64..2.0, 60),
+    ) {
+        let volumes: Vec<f64> = seed[..doses.len()].iter().map(|v| v + 0.01).collect();
+        let s = DoseSample::new("S", doses.clone(), volumes.clone()).unwrap();
+        prop_assert!(s.min_gy() <= s.mean_gy() && s.mean_gy() <= s.max_gy());
+        let exact = doses.iter().zip(&volumes).map(|(d, v)| d * v).sum::<f64>()
+            / volumes.iter().sum::<f64>();
+        prop_assert!((s.mean_gy() - exact).abs() <= 1e-12 * exact.max(1.0));
+        prop_assert!((s.geud_gy(1.0).unwrap() - exact).abs() <= 1e-12 * exact.max(1.0));
+    }
+}
+
+#[test]
+fn more_bad_input_gives_clear_errors() {
+    let g = grid([4, 4, 4], 2.0);
+    let dose = Volume::filled(g.clone(), 50.0f32);
+    // A uniform sample needs a positive, finite voxel volume and at least one voxel.
+    for v in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let err = DoseSample::uniform("x", vec![1.0], v).unwrap_err();
+        assert!(matches!(err, Error::InvalidParameter { .. }), "{err}");
+        assert!(err.to_string().contains("voxel volume"), "{err}");
+    }
+    assert!(matches!(
+        DoseSample::uniform("x", vec![], 1.0),
+        Err(Error::Empty { .. })
+    ));
+    let err = DoseSample::new("OAR", vec![1.0, 2.0], vec![1.0, f64::NAN]).unwrap_err();
+    assert!(err.to_string().contains("element 1"), "{err}");
+    // D_x cc of a negative or NaN volume, V_D of a NaN dose.
+    let dvh = Dvh::new(
+        &DoseSample::uniform("x", vec![1.0, 2.0], 1.0).unwrap(),
+        0.01,
+    )
+    .unwrap();
+    assert!(dvh.dose_at_volume_cm3(-0.1).is_err());
+    assert!(dvh.dose_at_volume_cm3(f64::NAN).is_err());
+    assert!(dvh.volume_cm3_at_dose(f64::NAN).is_err());
+    assert!(dvh.dose_at_volume_percent(-1.0).is_err());
+    // Conformity: target or body on another grid.
+    let other = grid([4, 4, 5], 2.0);
+    let target = structure("PTV", &g, |[i, _, _]| i < 2);
+    let err = conformity(&dose, &structure("PTV", &other, |_| true), 50.0, None).unwrap_err();
+    assert!(matches!(err, Error::GridMismatch { .. }) && err.to_string().contains("PTV"));
+    let body = structure("Body", &other, |_| true);
+    let err = conformity(&dose, &target, 50.0, Some(&body)).unwrap_err();
+    assert!(matches!(err, Error::GridMismatch { .. }) && err.to_string().contains("Body"));
+    for bad in [f64::NAN, -1.0, f64::INFINITY] {
+        assert!(conformity(&dose, &target, bad, None).is_err());
+    }
+    // Goals: a structure on another grid than the dose.
+    let goals: Vec<ClinicalGoal> = vec!["PTV mean > 1 Gy".parse().unwrap()];
+    let err =
+        evaluate_goals(&goals, &dose, &[structure("PTV", &other, |_| true)], 0.01).unwrap_err();
+    assert!(matches!(err, Error::GridMismatch { .. }), "{err}");
+    // Dose painting: the per-voxel Q map on another grid, a level on another grid.
+    let prescription = rx(&g, |_| 70.0);
+    let err = q_map(&Volume::filled(other.clone(), 70.0f32), &prescription).unwrap_err();
+    assert!(matches!(err, Error::GridMismatch { .. }), "{err}");
+    let analysis = PaintingParams::default().check().unwrap();
+    let level = structure("boost", &other, |_| true);
+    let err = analysis
+        .evaluate(&dose, &prescription, &[level])
+        .unwrap_err();
+    assert!(matches!(err, Error::GridMismatch { .. }) && err.to_string().contains("boost"));
+    let report = analysis.evaluate(&dose, &prescription, &[]).unwrap();
+    assert!(report.target.qvh.q_at_fraction(-0.1).is_none());
+    assert!(report.target.qvh.q_at_fraction(f64::NAN).is_none());
+    assert!(report.target.qvh.fraction_at_least(f64::NAN).is_nan());
+    // A tampered QVH/DVH histogram: min above max, a negative bin.
+    let mut v: serde_json::Value = serde_json::to_value(&dvh).unwrap();
+    v["histogram"]["min"] = serde_json::json!(3.0);
+    assert!(serde_json::from_value::<Dvh>(v).is_err());
+    let mut v: serde_json::Value = serde_json::to_value(&dvh).unwrap();
+    v["histogram"]["differential"][0] = serde_json::json!(-1.0);
+    assert!(serde_json::from_value::<Dvh>(v).is_err());
+}

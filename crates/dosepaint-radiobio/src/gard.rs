@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{self, Error, Result};
 use crate::lq::{Fractionation, LqParams};
-use crate::voxel::{bad_dose, check_len, dose_ok};
+use crate::voxel::map_doses;
 
 /// The beta fixed by Scott et al. 2017 (Gy^-2).
 pub const GARD_BETA_PER_GY2: f64 = 0.05;
@@ -102,14 +102,7 @@ impl Gard {
     /// GARD of every voxel of a dose distribution (total course doses in Gy).
     pub fn gard_map(&self, doses_gy: &[f64], fractions: u32, out: &mut [f64]) -> Result<()> {
         error::fraction_count("fractions", fractions)?;
-        check_len("out", doses_gy.len(), out.len())?;
         let lq = self.lq();
-        for (i, (&d, o)) in doses_gy.iter().zip(out.iter_mut()).enumerate() {
-            if !dose_ok(d) {
-                return Err(bad_dose(i, d));
-            }
-            *o = lq.effect(d, fractions);
-        }
-        Ok(())
+        map_doses(doses_gy, out, |_, d| lq.effect(d, fractions))
     }
 }

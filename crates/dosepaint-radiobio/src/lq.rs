@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{self, Error, Result};
-use crate::voxel::{VoxelValues, bad_dose, check_len, dose_ok};
+use crate::voxel::{VoxelValues, bad_dose, check_len, dose_ok, map_doses};
 
 /// An alpha/beta ratio in Gy: finite and strictly positive.
 ///
@@ -446,7 +446,6 @@ pub fn survival_map(
 ) -> Result<()> {
     error::fraction_count("fractions", fractions)?;
     let n = doses_gy.len();
-    check_len("out", n, out.len())?;
     alpha_per_gy.validate("alpha_per_gy", n, "finite and > 0", |v| {
         v.is_finite() && v > 0.0
     })?;
@@ -454,13 +453,9 @@ pub fn survival_map(
         v.is_finite() && v >= 0.0
     })?;
     let nf = f64::from(fractions);
-    for (i, (&d, o)) in doses_gy.iter().zip(out.iter_mut()).enumerate() {
-        if !dose_ok(d) {
-            return Err(bad_dose(i, d));
-        }
-        *o = (-(alpha_per_gy.at(i) * d + beta_per_gy2.at(i) * d * d / nf)).exp();
-    }
-    Ok(())
+    map_doses(doses_gy, out, |i, d| {
+        (-(alpha_per_gy.at(i) * d + beta_per_gy2.at(i) * d * d / nf)).exp()
+    })
 }
 
 /// Allocating convenience: EQD2 of every voxel.

@@ -228,6 +228,24 @@ pub(crate) fn bad_weight(index: usize, value: f64) -> Error {
     }
 }
 
+/// `out[i] = f(i, D_i)` for every dose `D_i` of `doses` (total course doses,
+/// Gy), after checking that `out` has the same length; the first invalid dose
+/// (NaN, infinite, negative) is reported with its index.
+pub(crate) fn map_doses(
+    doses: &[f64],
+    out: &mut [f64],
+    f: impl Fn(usize, f64) -> f64,
+) -> Result<()> {
+    check_len("out", doses.len(), out.len())?;
+    for (i, (&d, o)) in doses.iter().zip(out.iter_mut()).enumerate() {
+        if !dose_ok(d) {
+            return Err(bad_dose(i, d));
+        }
+        *o = f(i, d);
+    }
+    Ok(())
+}
+
 /// `true` for a valid dose (finite, >= 0). NaN fails.
 #[inline]
 pub(crate) fn dose_ok(d: f64) -> bool {

@@ -2,9 +2,11 @@
 //! against a central finite difference.
 
 use dosepaint_radiobio::{
-    AlphaBeta, Fractionation, Geud, Lkb, LogitNtcp, LqParams, PoissonTcp, PopulationQuadrature,
-    PopulationTcp, RelativeSeriality, TcpVoxelData, VoxelValues, Weights, bed, eqd2,
-    eqd2_map_with_derivative, isoeffective_total_dose, survival_fraction,
+    AlphaBeta, Fractionation, Gard, Geud, Lkb, LogitNtcp, LqParams, OerModel, PoissonTcp,
+    PopulationQuadrature, PopulationTcp, RelativeSeriality, Repopulation, TcpVoxelData,
+    VoxelValues, Weights, bed, bed_map, dose_for_log_cell_kill, effective_bed, eqd2,
+    eqd2_map_with_derivative, isoeffective_total_dose, isoeffective_total_dose_with_time,
+    ln_survival, survival_fraction,
 };
 use proptest::prelude::*;
 
@@ -273,5 +275,104 @@ proptest! {
         let mut gt = vec![0.0; d.len()];
         pop.tcp_and_gradient(&d, &mut gt).unwrap();
         check_gradient(|x| pop.tcp(x).unwrap(), &d, &gt, "population TCP");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The Alper & Howard-Flanders OER: `OER(0) = m`, `1 <= OER(p) <= m`,
+    /// non-increasing in pO2, and the radiosensitivity `1 / OER` at `p = K` lies
+    /// half-way between anoxic (`1/m`) and oxic (1). The per-voxel maps equal the
+    /// scalar hypoxic parameters voxel by voxel.
+    #[test]
+    fn oer_is_bounded_monotone_and_half_way_at_k(
+        m_alpha in 1.0f64..4.0, m_beta in 1.0f64..4.0, k in 0.5f64..20.0,
+        p in 0.0f64..200.0, dp in 0.0f64..50.0, alpha in 0.05f64..0.8, ab in 0.5f64..20.0
+    ) {
+        let oer = OerModel::new(m_alpha, m_beta, k).unwrap();
+        let o = oer.oer_alpha(p).unwrap();
+        prop_assert!((1.0..=m_alpha * (1.0 + 1e-15)).contains(&o), "OER {o} outside [1, {m_alpha}]");
+        prop_assert!(oer.oer_alpha(p + dp).unwrap() <= o * (1.0 + 1e-15));
+        prop_assert!((oer.oer_alpha(0.0).unwrap() - m_alpha).abs() <= 1e-15 * m_alpha);
+        let half = 0.5 * (1.0 / m_beta + 1.0);
+        prop_assert!((1.0 / oer.oer_beta(k).unwrap() - half).abs() <= 1e-14);
+        let lq = LqParams::from_alpha_and_ratio(alpha, AlphaBeta::new(ab).unwrap()).unwrap();
+        let po2 = [0.0, p, p + dp];
+        let (mut a, mut b) = ([0.0; 3], [0.0; 3]);
+        oer.hypoxic_maps(&lq, &po2, &mut a, &mut b).unwrap();
+        for (i, &pi) in po2.iter().enumerate() {
+            let h = oer.hypoxic_lq(&lq, pi).unwrap();
+            prop_assert!((a[i] - h.alpha_per_gy()).abs() <= 1e-15 * h.alpha_per_gy());
+            prop_assert!((b[i] - h.beta_per_gy2()).abs() <= 1e-15 * h.beta_per_gy2());
+            // Hypoxia never makes cells more sensitive.
+            prop_assert!(a[i] <= alpha * (1.0 + 1e-15) && b[i] <= lq.beta_per_gy2() * (1.0 + 1e-15));
+        }
+    }
+
+    /// `dose_for_log_cell_kill` inverts the LQ effect, and GARD's dose for a
+    /// target GARD gives that GARD back (Scott et al. 2017 define GARD as the LQ
+    /// log cell kill with the patient's alpha).
+    #[test]
+    fn log_cell_kill_and_gard_round_trip(
+        alpha in 0.02f64..0.8, beta in 0.0f64..0.2, e in 0.0f64..100.0, n in 1u32..60,
+        rsi in 0.05f64..0.8
+    ) {
+        let lq = LqParams::new(alpha, beta).unwrap();
+        let d = dose_for_log_cell_kill(&lq, e, n).unwrap();
+        prop_assert!(d >= 0.0);
+        let back = -ln_survival(&lq, d, n).unwrap();
+        prop_assert!((back - e).abs() <= 1e-12 * e.max(1.0), "{e} -> {d} Gy -> {back}");
+        let g = Gard::from_rsi(rsi).unwrap();
+        prop_assert!(g.alpha_per_gy() > 0.0);
+        let dg = g.total_dose_for(e, n).unwrap();
+        let gard = g.gard(&Fractionation::new(dg, n).unwrap());
+        prop_assert!((gard - e).abs() <= 1e-12 * e.max(1.0));
+    }
+
+    /// BED rises with dose and with the dose per fraction (fewer fractions, or a
+    /// lower alpha/beta); EQD2 lies between the physical dose and BED when
+    /// `d >= 2 Gy`; the map equals the scalar form voxel by voxel.
+    #[test]
+    fn bed_and_eqd2_orderings(
+        total in 0.0f64..120.0, dd in 0.01f64..20.0, n in 2u32..50, ab in 0.3f64..30.0,
+        dab in 0.01f64..10.0
+    ) {
+        let b = bed(total, n, ab).unwrap();
+        prop_assert!(bed(total + dd, n, ab).unwrap() > b);
+        prop_assert!(bed(total, n - 1, ab).unwrap() >= b);
+        prop_assert!(bed(total, n, ab + dab).unwrap() <= b);
+        let e = eqd2(total, n, ab).unwrap();
+        if total / f64::from(n) >= 2.0 {
+            prop_assert!(e >= total * (1.0 - 1e-15) && e <= b * (1.0 + 1e-15));
+        } else {
+            prop_assert!(e <= total * (1.0 + 1e-15));
+        }
+        let doses = [total, total + dd];
+        let mut map = [0.0; 2];
+        bed_map(&doses, n, ab.into(), &mut map).unwrap();
+        prop_assert!((map[0] - b).abs() <= 1e-12 * b.max(1.0));
+    }
+
+    /// The effective BED falls with the overall time, and the iso-effective dose
+    /// with time gives back the target effective BED (Withers/Fowler time factor).
+    #[test]
+    fn repopulation_time_factor_round_trip(
+        total in 20.0f64..90.0, n in 10u32..40, m in 5u32..40, ab in 1.0f64..20.0,
+        kickoff in 0.0f64..35.0, tpot in 1.0f64..10.0, t in 0.0f64..60.0, dt in 0.0f64..20.0
+    ) {
+        let r = Repopulation::tpot(kickoff, 0.35, tpot).unwrap();
+        let abv = AlphaBeta::new(ab).unwrap();
+        let fx = Fractionation::new(total, n).unwrap();
+        let e1 = effective_bed(&fx.with_overall_time_days(t).unwrap(), abv, &r).unwrap();
+        let e2 = effective_bed(&fx.with_overall_time_days(t + dt).unwrap(), abv, &r).unwrap();
+        prop_assert!(e2 <= e1);
+        let loss_new = r.bed_loss_gy(t + dt);
+        prop_assume!(e1 + loss_new >= 0.0);
+        let d = isoeffective_total_dose_with_time(e1, m, t + dt, abv, &r).unwrap();
+        let achieved = effective_bed(
+            &Fractionation::new(d, m).unwrap().with_overall_time_days(t + dt).unwrap(), abv, &r,
+        ).unwrap();
+        prop_assert!((achieved - e1).abs() <= 1e-9 * e1.abs().max(1.0), "{e1} vs {achieved}");
     }
 }

@@ -1127,3 +1127,292 @@ fn parameter_types_round_trip_through_serde() {
     let back: Gard = serde_json::from_str(&serde_json::to_string(&g).unwrap()).unwrap();
     assert_eq!(back, g);
 }
+
+/// The bad-input paths of the map, schedule, TCP and repopulation entry points:
+/// each returns the named error, none panics.
+#[test]
+fn more_invalid_inputs_are_named() {
+    let param = |r: Result<f64, Error>| match r {
+        Err(Error::InvalidParameter { name, .. }) => name,
+        other => panic!("expected InvalidParameter, got {other:?}"),
+    };
+    let voxel = |e: Error| match e {
+        Error::InvalidVoxelValue {
+            quantity, index, ..
+        } => (quantity, index),
+        other => panic!("expected InvalidVoxelValue, got {other:?}"),
+    };
+    let length = |e: Error| match e {
+        Error::LengthMismatch { name, .. } => name,
+        other => panic!("expected LengthMismatch, got {other:?}"),
+    };
+    let lq = LqParams::new(0.3, 0.03).unwrap();
+    let mut out = [0.0; 3];
+    let mut short = [0.0; 2];
+
+    // Survival and GARD maps: bad dose located, bad alpha map located, wrong output length.
+    let e = survival_map(
+        &[60.0, f64::NAN, 1.0],
+        30,
+        0.3.into(),
+        0.03.into(),
+        &mut out,
+    );
+    assert_eq!(voxel(e.unwrap_err()), ("dose_gy", 1));
+    let e = survival_map(
+        &[1.0; 3],
+        30,
+        (&[0.3, 0.3, -0.3]).into(),
+        0.03.into(),
+        &mut out,
+    );
+    assert_eq!(voxel(e.unwrap_err()), ("alpha_per_gy", 2));
+    let e = survival_map(&[1.0; 3], 30, 0.3.into(), 0.03.into(), &mut short);
+    assert_eq!(length(e.unwrap_err()), "out");
+    let g = Gard::from_rsi(0.4).unwrap();
+    assert_eq!(
+        voxel(g.gard_map(&[1.0, 2.0, -3.0], 30, &mut out).unwrap_err()),
+        ("dose_gy", 2)
+    );
+    assert_eq!(
+        length(g.gard_map(&[1.0; 3], 30, &mut short).unwrap_err()),
+        "out"
+    );
+    assert_eq!(
+        param(g.gard_map(&[1.0; 3], 0, &mut out).map(|()| 0.0)),
+        "fractions"
+    );
+    assert_eq!(param(g.total_dose_for(-1.0, 30)), "log_cell_kill");
+
+    // EQD2 map with derivative, EQDx, iso-effect and log cell kill.
+    let e = eqd2_map_with_derivative(&[1.0; 3], 5, 3.0.into(), &mut out, &mut short);
+    assert_eq!(length(e.unwrap_err()), "derivative_out");
+    let mut der = [0.0; 3];
+    let e = eqd2_map_with_derivative(
+        &[1.0, f64::INFINITY, 1.0],
+        5,
+        3.0.into(),
+        &mut out,
+        &mut der,
+    );
+    assert_eq!(voxel(e.unwrap_err()), ("dose_gy", 1));
+    assert_eq!(
+        param(dosepaint_radiobio::eqdx(60.0, 30, 3.0, 0.0)),
+        "reference_dose_per_fraction_gy"
+    );
+    assert_eq!(
+        param(dose_for_log_cell_kill(&lq, -1.0, 30)),
+        "log_cell_kill"
+    );
+    assert_eq!(param(dose_for_log_cell_kill(&lq, 10.0, 0)), "fractions");
+    let ab = AlphaBeta::new(10.0).unwrap();
+    assert_eq!(param(isoeffective_total_dose(-1.0, 5, ab)), "bed_gy");
+    assert_eq!(param(isoeffective_total_dose(f64::NAN, 5, ab)), "bed_gy");
+    assert_eq!(param(isoeffective_total_dose(80.0, 0, ab)), "fractions");
+    assert_eq!(
+        param(Fractionation::from_dose_per_fraction(-2.0, 30).map(|f| f.total_dose_gy())),
+        "dose_per_fraction_gy"
+    );
+    let fx = Fractionation::new(60.0, 30).unwrap();
+    assert_eq!(
+        param(fx.with_overall_time_days(-1.0).map(|f| f.total_dose_gy())),
+        "overall_time_days"
+    );
+
+    // Repopulation and iso-effect with time.
+    assert_eq!(
+        param(Repopulation::dose_per_day(-1.0, 0.7).map(|r| r.bed_per_day_gy())),
+        "kickoff_days"
+    );
+    assert_eq!(
+        param(Repopulation::from_eqd2_per_day(28.0, -0.6, ab).map(|r| r.bed_per_day_gy())),
+        "eqd2_per_day_gy"
+    );
+    let r = Repopulation::tpot(21.0, 0.35, 3.0).unwrap();
+    assert_eq!(param(r.try_bed_loss_gy(f64::NAN)), "overall_time_days");
+    assert_eq!(
+        param(isoeffective_total_dose_with_time(-100.0, 30, 39.0, ab, &r)),
+        "target_effective_bed_gy"
+    );
+    assert_eq!(
+        param(isoeffective_total_dose_with_time(
+            f64::NAN,
+            30,
+            39.0,
+            ab,
+            &r
+        )),
+        "target_effective_bed_gy"
+    );
+
+    // Schedules and the boost comparison.
+    let seq = Schedule::five_per_week(&[("base", 25), ("boost", 10)]).unwrap();
+    assert_eq!(
+        length(seq.evaluate("x", &[50.0], ab, &r).unwrap_err()),
+        "phase_doses_gy"
+    );
+    assert!(matches!(
+        seq.evaluate("x", &[50.0, -1.0], ab, &r),
+        Err(Error::InvalidParameter {
+            name: "phase_doses_gy",
+            ..
+        })
+    ));
+    assert!(matches!(
+        Schedule::new(vec![]),
+        Err(Error::Empty { name: "phases" })
+    ));
+    let plan = BoostPlan {
+        elective_dose_gy: 50.0,
+        base_fractions: 25,
+        boost_dose_gy: 20.0,
+        boost_fractions: 10,
+        sib_fractions: 0,
+    };
+    assert!(matches!(
+        compare_sequential_and_sib(&plan, ab, &r),
+        Err(Error::InvalidParameter {
+            name: "sib_fractions",
+            ..
+        })
+    ));
+    let plan = BoostPlan {
+        elective_dose_gy: -50.0,
+        sib_fractions: 30,
+        ..plan
+    };
+    assert!(matches!(
+        compare_sequential_and_sib(&plan, ab, &r),
+        Err(Error::InvalidParameter {
+            name: "elective_dose_gy",
+            ..
+        })
+    ));
+
+    // TCP models: no voxel, clonogen count overflowing, bad gradient buffer,
+    // impossible population parameters.
+    assert!(matches!(
+        PoissonTcp::uniform(0, 30, lq, 1e7, 0.1),
+        Err(Error::Empty { name: "voxels" })
+    ));
+    let huge = [1.0, 1e300];
+    let e = PoissonTcp::new(
+        2,
+        30,
+        TcpVoxelData {
+            clonogen_density_per_cm3: VoxelValues::PerVoxel(&huge),
+            voxel_volume_cm3: 1e10.into(),
+            alpha_per_gy: 0.3.into(),
+            beta_per_gy2: 0.03.into(),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(voxel(e).1, 1);
+    let e = PoissonTcp::new(
+        2,
+        30,
+        TcpVoxelData {
+            clonogen_density_per_cm3: VoxelValues::PerVoxel(&[1e7, f64::NAN]),
+            voxel_volume_cm3: 0.1.into(),
+            alpha_per_gy: 0.3.into(),
+            beta_per_gy2: 0.03.into(),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(voxel(e), ("clonogen_density_per_cm3", 1));
+    let tcp = PoissonTcp::uniform(3, 30, lq, 1e7, 0.1).unwrap();
+    assert_eq!(
+        length(
+            tcp.log_tcp_and_gradient(&[60.0; 3], &mut short)
+                .unwrap_err()
+        ),
+        "grad_out"
+    );
+    let q = PopulationQuadrature::default();
+    let pop =
+        |sd: f64, q: PopulationQuadrature| PopulationTcp::new(tcp.clone(), sd, q).map(|_| 0.0);
+    assert_eq!(param(pop(-0.1, q)), "relative_sd");
+    assert_eq!(param(pop(f64::NAN, q)), "relative_sd");
+    assert_eq!(
+        param(pop(
+            0.2,
+            PopulationQuadrature {
+                nodes: 2,
+                z_max: 8.0
+            }
+        )),
+        "nodes"
+    );
+    assert_eq!(
+        param(pop(
+            0.2,
+            PopulationQuadrature {
+                nodes: 241,
+                z_max: 0.0
+            }
+        )),
+        "z_max"
+    );
+    let p = PopulationTcp::new(tcp.clone(), 0.2, q).unwrap();
+    assert_eq!(
+        voxel(p.tcp(&[60.0, -1.0, 60.0]).unwrap_err()),
+        ("dose_gy", 1)
+    );
+    assert_eq!(
+        length(p.log_tcp_and_gradient(&[60.0; 3], &mut short).unwrap_err()),
+        "grad_out"
+    );
+    let tp = |a: f64, sd: f64, ab: f64, rho: f64| {
+        dosepaint_radiobio::TcpPopulationParams::new(a, sd, ab, rho).map(|p| p.alpha_mean_per_gy())
+    };
+    assert_eq!(param(tp(0.0, 0.08, 10.0, 1e7)), "alpha_mean_per_gy");
+    assert_eq!(param(tp(0.35, -0.08, 10.0, 1e7)), "alpha_sd_per_gy");
+    assert_eq!(param(tp(0.35, 0.08, f64::NAN, 1e7)), "alpha_beta_gy");
+    assert_eq!(param(tp(0.35, 0.08, 10.0, 0.0)), "clonogen_density_per_cm3");
+
+    // NTCP models other than LKB: bad dose, bad weight, impossible parameters.
+    let rs = RelativeSeriality::new(52.2, 1.28, 1.0).unwrap();
+    assert_eq!(
+        voxel(rs.ntcp(&[30.0, f64::NAN], Weights::Uniform).unwrap_err()),
+        ("dose_gy", 1)
+    );
+    assert_eq!(
+        voxel(rs.ntcp(&[30.0, 40.0], &[1.0, -1.0]).unwrap_err()),
+        ("weight", 1)
+    );
+    let logit = LogitNtcp::new(46.0, 2.0, 1.0).unwrap();
+    assert_eq!(
+        voxel(logit.ntcp(&[-30.0, 40.0], Weights::Uniform).unwrap_err()),
+        ("dose_gy", 0)
+    );
+    assert_eq!(param(LogitNtcp::from_k(46.0, 0.0, 1.0).map(|m| m.a())), "k");
+    assert_eq!(
+        param(LogitNtcp::new(46.0, 2.0, f64::NAN).map(|m| m.a())),
+        "a"
+    );
+    assert_eq!(
+        param(RelativeSeriality::new(-1.0, 1.0, 1.0).map(|m| m.s())),
+        "d50_gy"
+    );
+
+    // Oxygen maps: output buffers of the wrong length.
+    let oer = OerModel::carlson_2006();
+    assert_eq!(
+        length(
+            oer.hypoxic_maps(&lq, &[1.0; 3], &mut short, &mut out)
+                .unwrap_err()
+        ),
+        "alpha_out"
+    );
+    assert_eq!(
+        length(
+            oer.hypoxic_maps(&lq, &[1.0; 3], &mut out.clone(), &mut short)
+                .unwrap_err()
+        ),
+        "beta_out"
+    );
+    assert_eq!(
+        param(OerModel::single(f64::NAN, 3.0).map(|m| m.m_alpha())),
+        "m_alpha"
+    );
+}
