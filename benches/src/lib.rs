@@ -122,15 +122,19 @@ pub fn synthetic_plan(scale: SyntheticScale) -> SyntheticPlan {
         // the in-plane lateral axis.
         let dir = [-angle.sin(), angle.cos(), 0.0];
         let lateral = [angle.cos(), angle.sin(), 0.0];
-        // Bucket rows by (column, row) cell of the beam's grid.
+        // Bucket rows by (column, row) cell of the beam's grid, padded by the
+        // cut-off's reach on every side.
+        let reach_f = (CUTOFF_MM / spacing).ceil();
+        let reach = reach_f as usize;
         let cell = |x: f64, z: f64| -> Option<(usize, usize)> {
-            let c = ((x - beam_grid.x0_mm) / spacing).round();
-            let r = ((z - beam_grid.y0_mm) / spacing).round();
-            let reach = (CUTOFF_MM / spacing).ceil();
-            (c >= -reach && r >= -reach && c < n_cols as f64 + reach && r < n_rows as f64 + reach)
-                .then_some(((c + reach) as usize, (r + reach) as usize))
+            let c = ((x - beam_grid.x0_mm) / spacing).round() + reach_f;
+            let r = ((z - beam_grid.y0_mm) / spacing).round() + reach_f;
+            (c >= 0.0
+                && r >= 0.0
+                && c < (n_cols + 2 * reach) as f64
+                && r < (n_rows + 2 * reach) as f64)
+                .then_some((c as usize, r as usize))
         };
-        let reach = (CUTOFF_MM / spacing).ceil() as usize;
         let (gc, gr) = (n_cols + 2 * reach, n_rows + 2 * reach);
         let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); gc * gr];
         for (row, p) in positions.iter().enumerate() {

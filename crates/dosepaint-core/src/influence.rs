@@ -131,10 +131,14 @@ impl DoseInfluence {
     }
 
     /// Builds a matrix from compressed-sparse-row arrays (`row_ptr` of length
-    /// rows + 1), as stored by a cache file.
+    /// rows + 1), as stored by a cache file. Columns within a row may come in
+    /// any order; as in [`DoseInfluence::from_triplets`], duplicates are
+    /// summed and zeros dropped. The row blocks are copied straight from the
+    /// arrays (in parallel), so no intermediate copy of the matrix is made.
     ///
     /// # Errors
-    /// Inconsistent lengths, a decreasing `row_ptr`, or an entry out of range.
+    /// Inconsistent lengths, a decreasing `row_ptr`, an entry out of range or
+    /// not finite, or an invalid row -> voxel map.
     pub fn from_csr(
         grid: Grid,
         voxels: Vec<u32>,
@@ -165,11 +169,19 @@ impl DoseInfluence {
                 "must rise from 0 to the number of entries",
             ));
         }
-        let triplets = (0..n_rows).flat_map(|r| {
-            (row_ptr[r] as usize..row_ptr[r + 1] as usize)
-                .map(move |e| (r as u32, cols[e], vals[e]))
-        });
-        Self::from_triplets(grid, voxels, layout, triplets)
+        check_voxels(&grid, &voxels)?;
+        let n_cols = layout.len();
+        // Blocks are built in parallel; the first error in row order is kept.
+        let blocks: Vec<Result<RowBlock>> = (0..n_rows.div_ceil(ROWS_PER_BLOCK))
+            .into_par_iter()
+            .map(|b| {
+                let first = b * ROWS_PER_BLOCK;
+                let ptr = &row_ptr[first..=first + block_len(b, n_rows)];
+                block_from_csr(first, ptr, cols, vals, [n_rows, n_cols])
+            })
+            .collect();
+        let blocks = blocks.into_iter().collect::<Result<Vec<_>>>()?;
+        Ok(Self::assemble(grid, voxels, layout, blocks))
     }
 
     fn assemble(
@@ -443,6 +455,14 @@ fn block_len(b: usize, n_rows: usize) -> usize {
     (n_rows - b * ROWS_PER_BLOCK).min(ROWS_PER_BLOCK)
 }
 
+fn column_out_of_range(c: usize, n_cols: usize) -> Error {
+    Error::IndexOutOfRange {
+        context: "dose-influence column (beamlet)".into(),
+        index: c.to_string(),
+        bound: format!("0..{n_cols}"),
+    }
+}
+
 fn check_entry(r: usize, c: usize, v: f32, n_rows: usize, n_cols: usize) -> Result<()> {
     if r >= n_rows {
         return Err(Error::IndexOutOfRange {
@@ -452,11 +472,7 @@ fn check_entry(r: usize, c: usize, v: f32, n_rows: usize, n_cols: usize) -> Resu
         });
     }
     if c >= n_cols {
-        return Err(Error::IndexOutOfRange {
-            context: "dose-influence column (beamlet)".into(),
-            index: c.to_string(),
-            bound: format!("0..{n_cols}"),
-        });
+        return Err(column_out_of_range(c, n_cols));
     }
     if !v.is_finite() {
         return Err(Error::NonFinite {
@@ -493,6 +509,66 @@ fn block_from_entries(n_rows: usize, mut entries: Vec<(u32, u32, f32)>) -> RowBl
         cols,
         vals,
     }
+}
+
+/// The CSR block of global rows `first_row..first_row + row_ptr.len() - 1`
+/// from a whole matrix's CSR arrays (`row_ptr` is the block's slice of the
+/// global pointers): entries checked, zeros dropped, columns ascending within
+/// each row, duplicates summed in the order given. Rows that are already
+/// strictly ascending (what [`DoseInfluence::to_csr`] writes) are copied as
+/// they are.
+fn block_from_csr(
+    first_row: usize,
+    row_ptr: &[u64],
+    cols: &[u32],
+    vals: &[f32],
+    [n_rows, n_cols]: [usize; 2],
+) -> Result<RowBlock> {
+    let (begin, end) = (row_ptr[0] as usize, row_ptr[row_ptr.len() - 1] as usize);
+    if u32::try_from(end - begin).is_err() {
+        return Err(Error::invalid(
+            "CSR row pointers",
+            format!("more than 2^32 entries in the row block starting at row {first_row}"),
+        ));
+    }
+    let mut block = RowBlock {
+        row_ptr: Vec::with_capacity(row_ptr.len()),
+        cols: Vec::with_capacity(end - begin),
+        vals: Vec::with_capacity(end - begin),
+    };
+    block.row_ptr.push(0);
+    let mut unsorted: Vec<(u32, f32)> = Vec::new();
+    for (r, w) in row_ptr.windows(2).enumerate() {
+        let (rc, rv) = (
+            &cols[w[0] as usize..w[1] as usize],
+            &vals[w[0] as usize..w[1] as usize],
+        );
+        for (&c, &v) in rc.iter().zip(rv) {
+            check_entry(first_row + r, c as usize, v, n_rows, n_cols)?;
+        }
+        let entries = rc.iter().copied().zip(rv.iter().copied());
+        if rc.windows(2).all(|p| p[0] < p[1]) {
+            for (c, v) in entries.filter(|&(_, v)| v != 0.0) {
+                block.cols.push(c);
+                block.vals.push(v);
+            }
+        } else {
+            unsorted.clear();
+            unsorted.extend(entries.filter(|&(_, v)| v != 0.0));
+            unsorted.sort_by_key(|&(c, _)| c); // stable: sums in the order given
+            let row_start = block.cols.len();
+            for &(c, v) in &unsorted {
+                if block.cols.len() > row_start && block.cols.last() == Some(&c) {
+                    *block.vals.last_mut().expect("a value per column") += v;
+                } else {
+                    block.cols.push(c);
+                    block.vals.push(v);
+                }
+            }
+        }
+        block.row_ptr.push(block.cols.len() as u32);
+    }
+    Ok(block)
 }
 
 /// A block under construction: the column runs that reached it, in arrival
@@ -623,7 +699,8 @@ impl InfluenceBuilder {
 
     /// Adds the column of beamlet `beamlet`: `values[e]` is its dose (Gy per
     /// unit weight) in row `rows[e]`. Rows need not be sorted; zeros are
-    /// dropped. Safe to call from many threads.
+    /// dropped; a row given more than once gets the sum of its values (as in
+    /// [`DoseInfluence::from_triplets`]). Safe to call from many threads.
     ///
     /// # Errors
     /// A beamlet added twice or out of range, a row out of range, slices of
@@ -631,13 +708,18 @@ impl InfluenceBuilder {
     pub fn add_column(&self, beamlet: usize, rows: &[u32], values: &[f32]) -> Result<()> {
         if rows.len() != values.len() {
             return Err(Error::shape(
-                "column rows vs values",
+                format!("column of beamlet {beamlet}: rows vs values"),
                 rows.len(),
                 values.len(),
             ));
         }
         let n_rows = self.voxels.len();
         let n_cols = self.layout.len();
+        // Checked here too, not only per entry: an empty column must not
+        // index `added` out of range.
+        if beamlet >= n_cols {
+            return Err(column_out_of_range(beamlet, n_cols));
+        }
         for (&r, &v) in rows.iter().zip(values) {
             check_entry(r as usize, beamlet, v, n_rows, n_cols)?;
         }
@@ -650,9 +732,10 @@ impl InfluenceBuilder {
                 ));
             }
         }
-        // Group the entries by block so each block lock is taken once.
+        // Group the entries by block so each block lock is taken once. The
+        // tie-break on `e` fixes the order in which repeated rows are summed.
         let mut order: Vec<usize> = (0..rows.len()).filter(|&e| values[e] != 0.0).collect();
-        order.sort_unstable_by_key(|&e| rows[e]);
+        order.sort_unstable_by_key(|&e| (rows[e], e));
         let mut start = 0;
         while start < order.len() {
             let block = rows[order[start]] as usize / ROWS_PER_BLOCK;
@@ -668,7 +751,16 @@ impl InfluenceBuilder {
                     )
                 })?;
             pending.runs.push((beamlet as u32, offset));
+            let mut previous = None;
             for &e in &order[start..end] {
+                if previous == Some(rows[e]) {
+                    *pending
+                        .vals
+                        .last_mut()
+                        .expect("the repeated row was pushed") += values[e];
+                    continue;
+                }
+                previous = Some(rows[e]);
                 pending
                     .rows
                     .push((rows[e] as usize % ROWS_PER_BLOCK) as u16);

@@ -308,9 +308,11 @@ fn line_starts(dims: [usize; 3], axis: usize) -> Vec<usize> {
 /// Lower envelope of parabolas for the 1-D squared distance transform
 /// `out[p] = min_q (w (p - q)^2 + f[q])` (Felzenszwalb & Huttenlocher,
 /// Theory of Computing 8:415, 2012).
+/// Its buffers are reused from line to line (one line per call).
 struct Envelope {
     vertices: Vec<usize>,
     bounds: Vec<f64>,
+    finite: Vec<usize>,
 }
 
 impl Envelope {
@@ -318,14 +320,17 @@ impl Envelope {
         Self {
             vertices: Vec::with_capacity(n),
             bounds: Vec::with_capacity(n + 1),
+            finite: Vec::with_capacity(n),
         }
     }
 
     fn transform(&mut self, f: &[f64], w: f64, out: &mut [f64]) {
         self.vertices.clear();
         self.bounds.clear();
-        let finite: Vec<usize> = (0..f.len()).filter(|&q| f[q].is_finite()).collect();
-        if finite.is_empty() {
+        self.finite.clear();
+        self.finite
+            .extend((0..f.len()).filter(|&q| f[q].is_finite()));
+        if self.finite.is_empty() {
             out.fill(f64::INFINITY);
             return;
         }
@@ -334,7 +339,7 @@ impl Envelope {
             ((f[q] + w * (q * q) as f64) - (f[r] + w * (r * r) as f64))
                 / (2.0 * w * (q as f64 - r as f64))
         };
-        for &q in &finite {
+        for &q in &self.finite {
             loop {
                 match self.vertices.last() {
                     None => {

@@ -624,3 +624,342 @@ fn builder_compacts_without_losing_entries() {
     assert_eq!(col.len(), n_rows);
     assert_relative_eq!(col[123].1, 1.0 + 0.123 + 17.0, epsilon = 1e-5);
 }
+
+#[test]
+fn add_column_rejects_an_out_of_range_beamlet_even_when_empty() {
+    // An empty column used to index the "added" table out of range (a panic).
+    let g = Grid::new([4, 1, 1], [1.0; 3], [0.0; 3]).unwrap();
+    let b = InfluenceBuilder::new(g, vec![0, 1, 2], small_layout(2)).unwrap();
+    let e = b.add_column(2, &[], &[]).unwrap_err();
+    assert!(
+        matches!(e, Error::IndexOutOfRange { ref context, .. } if context.contains("beamlet")),
+        "{e}"
+    );
+    // A valid empty column is fine, once.
+    b.add_column(1, &[], &[]).unwrap();
+    assert!(b.add_column(1, &[], &[]).is_err());
+}
+
+#[test]
+fn repeated_rows_in_a_column_are_summed_like_triplets() {
+    let g = Grid::new([6, 1, 1], [1.0; 3], [0.0; 3]).unwrap();
+    let voxels = vec![0, 2, 5];
+    let b = InfluenceBuilder::new(g.clone(), voxels.clone(), small_layout(2)).unwrap();
+    b.add_column(0, &[2, 0, 2, 2], &[1.0, 4.0, 0.5, 0.25])
+        .unwrap();
+    b.add_column(1, &[1, 1], &[3.0, -1.0]).unwrap();
+    let d = b.finish().unwrap();
+    // Each (row, column) is stored once, columns strictly ascending.
+    assert_eq!(d.row(0), (&[0u32][..], &[4.0f32][..]));
+    assert_eq!(d.row(1), (&[1u32][..], &[2.0f32][..]));
+    assert_eq!(d.row(2), (&[0u32][..], &[1.75f32][..]));
+    assert_eq!(d.nnz(), 3);
+    let t = DoseInfluence::from_triplets(
+        g,
+        voxels,
+        small_layout(2),
+        vec![
+            (2, 0, 1.0),
+            (0, 0, 4.0),
+            (2, 0, 0.5),
+            (2, 0, 0.25),
+            (1, 1, 3.0),
+            (1, 1, -1.0),
+        ],
+    )
+    .unwrap();
+    assert_eq!(t, d);
+}
+
+proptest! {
+    #[test]
+    fn from_csr_equals_from_triplets(
+        seed in any::<u64>(),
+        n_rows in 1usize..9000,
+        n_cols in 1usize..10,
+        shuffle in any::<bool>(),
+    ) {
+        // Rows with columns in any order, repeated columns (their sum is a
+        // dyadic fraction, so exact in any order) and explicit zeros.
+        let dense = dense_reference(n_rows, n_cols, seed, 0.3);
+        let mut row_ptr = vec![0u64];
+        let mut cols = Vec::new();
+        let mut vals = Vec::new();
+        let mut triplets = Vec::new();
+        for (r, row) in dense.iter().enumerate() {
+            let mut entries: Vec<(u32, f32)> = Vec::new();
+            for (c, &v) in row.iter().enumerate() {
+                if v != 0.0 {
+                    let half = (v * 64.0).round() / 128.0;
+                    entries.push((c as u32, half));
+                    entries.push((c as u32, half));
+                } else if (r + c) % 5 == 0 {
+                    entries.push((c as u32, 0.0));
+                }
+            }
+            if shuffle {
+                entries.reverse();
+            } else {
+                entries.sort_by_key(|e| e.0);
+                entries.dedup_by(|a, b| {
+                    let same = a.0 == b.0;
+                    if same {
+                        b.1 += a.1;
+                    }
+                    same
+                });
+            }
+            for &(c, v) in &entries {
+                cols.push(c);
+                vals.push(v);
+                triplets.push((r as u32, c, v));
+            }
+            row_ptr.push(cols.len() as u64);
+        }
+        let g = Grid::new([2 * n_rows, 1, 1], [1.0; 3], [0.0; 3]).unwrap();
+        let voxels: Vec<u32> = (0..n_rows as u32).map(|r| 2 * r).collect();
+        let a = DoseInfluence::from_csr(g.clone(), voxels.clone(), small_layout(n_cols), &row_ptr, &cols, &vals).unwrap();
+        let b = DoseInfluence::from_triplets(g, voxels, small_layout(n_cols), triplets).unwrap();
+        prop_assert_eq!(&a, &b);
+        // And the round trip through to_csr is exact.
+        let (p2, c2, v2) = a.to_csr();
+        let back = DoseInfluence::from_csr(a.grid().clone(), a.voxels().to_vec(), a.layout().clone(), &p2, &c2, &v2).unwrap();
+        prop_assert_eq!(back, a);
+    }
+}
+
+#[test]
+fn from_csr_errors_name_the_first_bad_entry() {
+    let g = Grid::new([10, 1, 1], [1.0; 3], [0.0; 3]).unwrap();
+    let csr = |p: &[u64], c: &[u32], v: &[f32]| {
+        DoseInfluence::from_csr(g.clone(), vec![1, 4, 7], small_layout(2), p, c, v)
+    };
+    // Lengths that disagree.
+    assert!(matches!(
+        csr(&[0, 1, 2], &[0, 1], &[1.0, 1.0]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        csr(&[0, 1, 2, 2], &[0, 1], &[1.0]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    // Pointers that do not end at the number of entries.
+    assert!(matches!(
+        csr(&[0, 1, 1, 1], &[0, 1], &[1.0, 1.0]),
+        Err(Error::InvalidParameter { .. })
+    ));
+    // A column out of range and a NaN: the error names the row.
+    let e = csr(&[0, 1, 1, 2], &[0, 2], &[1.0, 1.0]).unwrap_err();
+    assert!(
+        matches!(e, Error::IndexOutOfRange { ref index, .. } if index == "2"),
+        "{e}"
+    );
+    let e = csr(&[0, 1, 2, 2], &[0, 1], &[1.0, f32::NAN]).unwrap_err();
+    assert!(e.to_string().contains("row 1, beamlet 1"), "{e}");
+    // The row -> voxel map is checked too.
+    assert!(
+        DoseInfluence::from_csr(g, vec![4, 1, 7], small_layout(2), &[0, 0, 0, 0], &[], &[])
+            .is_err()
+    );
+}
+
+// ---------------------------------------------------------------- more closed forms and error paths
+
+#[test]
+fn affine_transform_validation_and_algebra() {
+    let mut rows = [
+        [1.0, 0.0, 0.0, 1.0],
+        [0.0, 1.0, 0.0, 2.0],
+        [0.0, 0.0, 1.0, 3.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let t = AffineTransform::from_rows(rows).unwrap();
+    assert!(t.is_rigid(1e-12));
+    assert_eq!(t.to_rows(), rows);
+    rows[1][1] = f64::NAN;
+    assert!(AffineTransform::from_rows(rows).is_err());
+    rows[1][1] = 0.0; // singular linear part
+    let e = AffineTransform::from_rows(rows).unwrap_err();
+    assert!(e.to_string().contains("singular"), "{e}");
+    rows[1][1] = 1.0;
+    rows[3][0] = 0.5; // not an affine last row
+    assert!(AffineTransform::from_rows(rows).is_err());
+    assert!(AffineTransform::rigid([0.0, f64::INFINITY, 0.0], [0.0; 3]).is_err());
+    // A scaling is affine but not rigid.
+    let s = AffineTransform::from_rows([
+        [2.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, 0.0],
+        [0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ])
+    .unwrap();
+    assert!(!s.is_rigid(1e-6));
+}
+
+proptest! {
+    #[test]
+    fn rigid_transform_composes_with_its_inverse(
+        ax in -3.2f64..3.2, ay in -3.2f64..3.2, az in -3.2f64..3.2,
+        tx in -100.0f64..100.0, ty in -100.0f64..100.0, tz in -100.0f64..100.0,
+        px in -200.0f64..200.0, py in -200.0f64..200.0, pz in -200.0f64..200.0,
+    ) {
+        let t = AffineTransform::rigid([ax, ay, az], [tx, ty, tz]).unwrap();
+        prop_assert!(t.is_rigid(1e-9));
+        let p = [px, py, pz];
+        let q = t.apply(p);
+        // A rigid map keeps distances: |t(p) - t(0)| = |p|.
+        let o = t.apply([0.0; 3]);
+        let d = ((q[0] - o[0]).powi(2) + (q[1] - o[1]).powi(2) + (q[2] - o[2]).powi(2)).sqrt();
+        prop_assert!((d - (px * px + py * py + pz * pz).sqrt()).abs() < 1e-9);
+        let back = t.inverse().unwrap().after(&t).apply(p);
+        for a in 0..3 {
+            prop_assert!((back[a] - p[a]).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn bev_points_project_back_onto_themselves(
+        gantry in 0.0f64..360.0, couch in 0.0f64..360.0, coll in 0.0f64..360.0,
+        x in -200.0f64..200.0, y in -200.0f64..200.0,
+        pos in 0usize..4,
+    ) {
+        let position = [PatientPosition::HFS, PatientPosition::HFP, PatientPosition::FFS, PatientPosition::FFP][pos];
+        let g = Beam::new("B", gantry, couch, coll, [5.0, -3.0, 12.0]).unwrap().geometry(position).unwrap();
+        // The BEV frame (x, y, towards source) is orthonormal and right-handed.
+        let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+        let up = g.axis.map(|v| -v);
+        for (a, b, e) in [(g.bev_x, g.bev_x, 1.0), (g.bev_y, g.bev_y, 1.0), (g.axis, g.axis, 1.0),
+                          (g.bev_x, g.bev_y, 0.0), (g.bev_x, g.axis, 0.0), (g.bev_y, g.axis, 0.0)] {
+            prop_assert!((dot(a, b) - e).abs() < 1e-12);
+        }
+        let cross = [
+            g.bev_x[1] * g.bev_y[2] - g.bev_x[2] * g.bev_y[1],
+            g.bev_x[2] * g.bev_y[0] - g.bev_x[0] * g.bev_y[2],
+            g.bev_x[0] * g.bev_y[1] - g.bev_x[1] * g.bev_y[0],
+        ];
+        prop_assert!((dot(cross, up) - 1.0).abs() < 1e-12);
+        // A point of the isocentre plane projects onto itself at depth SAD.
+        let (xy, depth) = g.project(g.bev_point([x, y])).unwrap();
+        prop_assert!((xy[0] - x).abs() < 1e-9 && (xy[1] - y).abs() < 1e-9);
+        prop_assert!((depth - g.sad_mm).abs() < 1e-9);
+        // Points behind the source have no projection.
+        let behind = [0, 1, 2].map(|c| g.source_mm[c] - g.axis[c]);
+        prop_assert!(g.project(behind).is_none());
+    }
+}
+
+#[test]
+fn gantry_zero_source_is_anterior_supine_and_posterior_prone() {
+    // IEC 61217 with the couch at 0: the gantry-0 source is above the table,
+    // i.e. anterior (-y in LPS) for a supine and posterior (+y) for a prone
+    // patient; for feet-first positions the patient's left/right swap in BEV.
+    let iso = [0.0; 3];
+    let geom = |p| {
+        Beam::new("G0", 0.0, 0.0, 0.0, iso)
+            .unwrap()
+            .geometry(p)
+            .unwrap()
+    };
+    let hfs = geom(PatientPosition::HFS);
+    let hfp = geom(PatientPosition::HFP);
+    let ffs = geom(PatientPosition::FFS);
+    let ffp = geom(PatientPosition::FFP);
+    assert_relative_eq!(hfs.source_mm[1], -1000.0, epsilon = 1e-9);
+    assert_relative_eq!(ffs.source_mm[1], -1000.0, epsilon = 1e-9);
+    assert_relative_eq!(hfp.source_mm[1], 1000.0, epsilon = 1e-9);
+    assert_relative_eq!(ffp.source_mm[1], 1000.0, epsilon = 1e-9);
+    // BEV y points towards the gantry: superior for head first, inferior for
+    // feet first.
+    assert_relative_eq!(hfs.bev_y[2], 1.0, epsilon = 1e-12);
+    assert_relative_eq!(ffs.bev_y[2], -1.0, epsilon = 1e-12);
+    assert_relative_eq!(ffs.bev_x[0], -1.0, epsilon = 1e-12);
+    // Codes round-trip; an unknown code is refused with its text.
+    for p in [
+        PatientPosition::HFS,
+        PatientPosition::HFP,
+        PatientPosition::FFS,
+        PatientPosition::FFP,
+        PatientPosition::HFDR,
+        PatientPosition::HFDL,
+        PatientPosition::FFDR,
+        PatientPosition::FFDL,
+    ] {
+        assert_eq!(PatientPosition::from_dicom(p.as_dicom()).unwrap(), p);
+    }
+    let e = PatientPosition::from_dicom("SITTING").unwrap_err();
+    assert!(e.to_string().contains("SITTING"), "{e}");
+}
+
+#[test]
+fn grid_helpers_and_their_errors() {
+    let g = grid([4, 3, 2], [2.0, 2.0, 3.0]);
+    // Origin [-10, 5, 2.5]: voxel (1, 2, 1) is centred at [-8, 9, 5.5].
+    assert_eq!(g.nearest_voxel([-8.4, 9.9, 5.0]), Some([1, 2, 1]));
+    assert_eq!(g.nearest_voxel([-11.5, 5.0, 2.5]), None);
+    assert_eq!(g.nearest_voxel([-10.0, 5.0, 2.5 + 3.0 * 1.6]), None);
+    assert!(g.resampled_to_spacing([1.0, 0.0, 1.0]).is_err());
+    assert!(g.resampled_to_spacing([1.0, f64::NAN, 1.0]).is_err());
+    // Halving the spacing doubles the dimensions and keeps the box.
+    let fine = g.resampled_to_spacing([1.0, 1.0, 1.5]).unwrap();
+    assert_eq!(fine.dims(), [8, 6, 4]);
+    let (lo, hi) = g.bounding_box_mm();
+    let (flo, fhi) = fine.bounding_box_mm();
+    for a in 0..3 {
+        assert_relative_eq!(lo[a], flo[a], epsilon = 1e-12);
+        assert_relative_eq!(hi[a], fhi[a], epsilon = 1e-12);
+    }
+    let v = Volume::filled(g.clone(), 0u8);
+    assert!(matches!(
+        v.with_grid(grid([4, 3, 3], [1.0; 3])),
+        Err(Error::ShapeMismatch { .. })
+    ));
+}
+
+#[test]
+fn nearest_resampling_of_labels_picks_the_closest_source_voxel() {
+    // Source: labels 0..6 along x at 3 mm; target at 1 mm from the same first
+    // boundary. Target centre x_t = -11 + t mm (t = 0..17) lies in source voxel
+    // floor(t / 3): a closed form for nearest-neighbour sampling.
+    let src = Grid::new([6, 1, 1], [3.0, 1.0, 1.0], [-10.0, 0.0, 0.0]).unwrap();
+    let labels = Volume::from_fn(src.clone(), |[i, _, _]| i as u16);
+    let target = src.resampled_to_spacing([1.0, 1.0, 1.0]).unwrap();
+    assert_eq!(target.dims(), [18, 1, 1]);
+    let r = labels.resample_nearest(&target, u16::MAX);
+    for t in 0..18 {
+        assert_eq!(r[[t, 0, 0]], (t / 3) as u16, "target voxel {t}");
+    }
+    // Outside the source box (x > 6.5 mm) the fill value is used.
+    let shifted = Grid::new([3, 1, 1], [3.0, 1.0, 1.0], [5.0, 0.0, 0.0]).unwrap();
+    let r = labels.resample_nearest(&shifted, u16::MAX);
+    assert_eq!(r.as_slice(), &[5, u16::MAX, u16::MAX][..]);
+}
+
+#[test]
+fn prescription_bound_errors_name_the_voxel() {
+    let g = grid([2, 2, 1], [1.0; 3]);
+    let target = Volume::from_vec(g.clone(), vec![70.0f32, 84.0, 0.0, 70.0]).unwrap();
+    let rx = Prescription::new(target.clone(), 35, Provenance::default()).unwrap();
+    let min = target.map(|&d| d * 0.95);
+    let mut max = target.map(|&d| d * 1.05);
+    max[[1, 0, 0]] = 80.0; // below the 84 Gy target
+    let e = rx.clone().with_bounds(min.clone(), max).unwrap_err();
+    assert!(e.to_string().contains("[1, 0, 0]"), "{e}");
+    let other = Volume::filled(grid([2, 2, 2], [1.0; 3]), 100.0f32);
+    assert!(matches!(
+        rx.clone().with_bounds(min.clone(), other),
+        Err(Error::GridMismatch { .. })
+    ));
+    let mut bad = min.clone();
+    bad[[0, 1, 0]] = -1.0;
+    assert!(
+        rx.clone()
+            .with_bounds(bad, target.map(|&d| d * 1.1))
+            .is_err()
+    );
+    // Serialised with only one of the two bounds: refused.
+    let json = serde_json::to_value(rx.with_relative_bounds(0.95, 1.05).unwrap()).unwrap();
+    let mut one_sided = json.clone();
+    one_sided["max_gy"] = serde_json::Value::Null;
+    let e = serde_json::from_value::<Prescription>(one_sided).unwrap_err();
+    assert!(e.to_string().contains("both"), "{e}");
+}
