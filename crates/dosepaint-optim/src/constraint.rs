@@ -40,8 +40,8 @@ enum Kind {
     },
     /// `D_v >= / <= X`, through the Wu-Mohan DVH penalty `P = 0`.
     DoseAtVolume {
+        /// Its rows are the constraint's.
         penalty: DoseVolume,
-        rows: Vec<u32>,
         volume_fraction: f64,
         dose_gy: f64,
         sense: Sense,
@@ -202,7 +202,7 @@ impl Constraint {
         // D_v >= X  <=>  V(X) >= v;  D_v <= X  <=>  V(X) <= v.
         let penalty = DoseVolume::from_rows(
             "dvh constraint penalty",
-            rows.clone(),
+            rows,
             sense,
             dose_gy,
             volume_fraction,
@@ -216,7 +216,6 @@ impl Constraint {
             ),
             kind: Kind::DoseAtVolume {
                 penalty,
-                rows,
                 volume_fraction,
                 dose_gy,
                 sense,
@@ -254,8 +253,11 @@ impl Constraint {
     }
 
     /// A constraint on any scalar measure: `measure.value(dose)` (the
-    /// objective's value, e.g. a gEUD or an NTCP) at most / at least `limit`.
-    /// The measure's gradient drives the multiplier term.
+    /// objective's value, e.g. the NTCP of an [`Ntcp`](crate::Ntcp)) at most
+    /// / at least `limit`. The measure's gradient drives the multiplier term.
+    /// Objectives that are penalties measure their penalty: a
+    /// [`GeudLimit`](crate::GeudLimit) with [`Sense::AtMost`] and limit 0
+    /// measures `gEUD^2`.
     ///
     /// # Errors
     /// A non-finite limit.
@@ -310,8 +312,9 @@ impl Constraint {
     /// Checks rows against the matrix.
     pub(crate) fn validate(&self, n_rows: usize) -> Result<()> {
         match &self.kind {
-            Kind::Voxel { rows, .. } | Kind::DoseAtVolume { rows, .. } => {
-                crate::objective::check_rows(&self.name, rows, n_rows)
+            Kind::Voxel { rows, .. } => crate::objective::check_rows(&self.name, rows, n_rows),
+            Kind::DoseAtVolume { penalty, .. } => {
+                crate::objective::check_rows(&self.name, penalty.rows(), n_rows)
             }
             Kind::Measure { measure, .. } => measure.validate(n_rows),
         }
@@ -381,10 +384,12 @@ impl Constraint {
             } => {
                 let lam = m.lambda[0];
                 let s = dose_gy.max(1.0).powi(2);
-                let c = penalty.value(dose) / s;
-                let t = lam + m.mu * c;
+                let mut t = lam;
+                penalty.value_then_gradient(dose, grad_rows, |p| {
+                    t = lam + m.mu * (p / s);
+                    if t > 0.0 { t / s } else { 0.0 }
+                });
                 if t > 0.0 {
-                    penalty.value_and_gradient(dose, t / s, grad_rows);
                     (t * t - lam * lam) / (2.0 * m.mu)
                 } else {
                     -lam * lam / (2.0 * m.mu)
@@ -461,13 +466,12 @@ impl Constraint {
                 }
             }
             Kind::DoseAtVolume {
-                rows,
+                penalty,
                 volume_fraction,
                 dose_gy,
                 sense,
-                ..
             } => (
-                dose_at_volume(rows, dose, *volume_fraction),
+                dose_at_volume(penalty.rows(), dose, *volume_fraction),
                 *dose_gy,
                 *sense,
             ),
@@ -526,5 +530,165 @@ impl Objective for MeanMeasure {
 
     fn value(&self, dose: &[f64]) -> f64 {
         self.0.mean_gy(dose)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Ntcp;
+    use crate::objectives::biological::NtcpModel;
+    use dosepaint_radiobio::Lkb;
+
+    /// `D_v` of the doses 1, 2, ..., 20 Gy: the `ceil(v N)` hottest voxels
+    /// receive at least `D_v`, so D95 = 2 Gy (19 voxels), D50 = 11 Gy
+    /// (10 voxels), D5 = 20 Gy (1 voxel) and D100 = 1 Gy.
+    #[test]
+    fn dose_at_volume_closed_form() {
+        let dose: Vec<f64> = (1..=20).rev().map(f64::from).collect();
+        let rows: Vec<u32> = (0..20).collect();
+        for (v, expected) in [(0.95, 2.0), (0.5, 11.0), (0.05, 20.0), (1.0, 1.0)] {
+            let d = dose_at_volume(&rows, &dose, v);
+            assert!((d - expected).abs() < 1e-12, "D{}: {d}", v * 100.0);
+        }
+    }
+
+    /// The Powell-Hestenes-Rockafellar term of voxel limits, by hand:
+    /// `d <= 10` on two rows with `lambda = (0, 2)`, `mu = 4` at doses 12 and
+    /// 9: `c = (2, -1)`, `lambda + mu c = (8, -2)`, so the term is
+    /// `(1/N) (1 / 2 mu) [(8^2 - 0) + (0 - 2^2)] = 60 / 16` and its gradient
+    /// `(1/N) max(0, lambda + mu c) = (4, 0)`.
+    #[test]
+    fn voxel_term_closed_form_and_multiplier_update() {
+        let c = Constraint::voxel_limits("cap", vec![0, 1], vec![10.0; 2], Sense::AtMost).unwrap();
+        let mut m = Multipliers {
+            lambda: vec![0.0, 2.0],
+            mu: 4.0,
+        };
+        let dose = [12.0, 9.0];
+        let mut g = [0.0; 2];
+        let v = c.lagrangian_term(&m, &dose, &mut g);
+        assert!((v - 3.75).abs() < 1e-15, "{v}");
+        assert!((g[0] - 4.0).abs() < 1e-15 && g[1].abs() < 1e-15, "{g:?}");
+        // lambda <- max(0, lambda + mu c) = (8, 0); worst scaled violation 2 / 10.
+        let worst = c.update_multipliers(&mut m, &dose);
+        assert!((worst - 0.2).abs() < 1e-15);
+        assert_eq!(m.lambda, vec![8.0, 0.0]);
+    }
+
+    /// The gradient of every kind of term against central differences, with
+    /// multipliers both zero and positive (doses kept a few Gy away from
+    /// every kink: the thresholds, the DVH band ends, the ranking).
+    #[test]
+    fn term_gradients_match_finite_differences() {
+        let rows: Vec<u32> = (0..6).collect();
+        let dose = [61.3, 55.2, 48.9, 66.7, 52.4, 58.1];
+        let ntcp = Ntcp::from_rows(
+            "ntcp",
+            rows.clone(),
+            NtcpModel::Lkb(Lkb::new(39.9, 0.4, 1.0).unwrap()),
+        );
+        let constraints = [
+            Constraint::voxel_limits("max", rows.clone(), vec![57.0; 6], Sense::AtMost).unwrap(),
+            Constraint::voxel_limits("min", rows.clone(), vec![54.0; 6], Sense::AtLeast).unwrap(),
+            dvh(&rows, 0.9, Sense::AtLeast, 57.0),
+            dvh(&rows, 0.3, Sense::AtMost, 50.0),
+            Constraint::measure("ntcp", Box::new(ntcp), Sense::AtMost, 0.2).unwrap(),
+        ];
+        for c in &constraints {
+            for lambda in [0.0, 0.7] {
+                let mut m = c.initial_multipliers(3.0);
+                m.lambda.fill(lambda);
+                let mut g = [0.0; 6];
+                c.lagrangian_term(&m, &dose, &mut g);
+                let h = 1e-6;
+                let mut x = dose;
+                let mut scratch = [0.0; 6];
+                for i in 0..6 {
+                    x[i] = dose[i] + h;
+                    let fp = c.lagrangian_term(&m, &x, &mut scratch);
+                    x[i] = dose[i] - h;
+                    let fm = c.lagrangian_term(&m, &x, &mut scratch);
+                    x[i] = dose[i];
+                    let fd = (fp - fm) / (2.0 * h);
+                    assert!(
+                        (fd - g[i]).abs() <= 1e-6 * fd.abs().max(1.0),
+                        "{} (lambda {lambda}), row {i}: {} vs {fd}",
+                        c.name(),
+                        g[i]
+                    );
+                }
+            }
+        }
+    }
+
+    fn dvh(rows: &[u32], v: f64, sense: Sense, dose_gy: f64) -> Constraint {
+        let penalty = DoseVolume::from_rows("p", rows.to_vec(), sense, dose_gy, v).unwrap();
+        Constraint {
+            name: format!("D{v} {} {dose_gy}", sense.symbol()),
+            kind: Kind::DoseAtVolume {
+                penalty,
+                volume_fraction: v,
+                dose_gy,
+                sense,
+            },
+            tolerance: 0.05,
+        }
+    }
+
+    /// The DVH term ranks the doses once; it must give the same bits as the
+    /// value followed by the weighted gradient.
+    #[test]
+    fn dvh_value_then_gradient_is_value_and_gradient() {
+        let rows: Vec<u32> = (0..6).collect();
+        let dose = [61.3, 55.2, 48.9, 66.7, 52.4, 58.1];
+        for (sense, d, v) in [(Sense::AtLeast, 57.0, 0.9), (Sense::AtMost, 50.0, 0.3)] {
+            let p = DoseVolume::from_rows("p", rows.clone(), sense, d, v).unwrap();
+            let mut g1 = [0.0; 6];
+            let mut g2 = [0.0; 6];
+            let value = p.value_then_gradient(&dose, &mut g1, |f| 2.5 * f);
+            assert!(value > 0.0, "the test needs a violated constraint");
+            assert_eq!(value.to_bits(), p.value(&dose).to_bits());
+            p.value_and_gradient(&dose, 2.5 * value, &mut g2);
+            assert_eq!(g1.map(f64::to_bits), g2.map(f64::to_bits));
+            // A weight of zero adds nothing.
+            let mut g3 = [0.0; 6];
+            p.value_then_gradient(&dose, &mut g3, |_| 0.0);
+            assert!(g3.iter().all(|v| v.to_bits() == 0), "{g3:?}");
+        }
+    }
+
+    /// Impossible constraints are refused, naming what is wrong.
+    #[test]
+    fn bad_constraints_are_named_errors() {
+        assert!(matches!(
+            Constraint::voxel_limits("c", Vec::new(), Vec::new(), Sense::AtMost),
+            Err(Error::Empty { .. })
+        ));
+        assert!(matches!(
+            Constraint::voxel_limits("c", vec![0, 1], vec![1.0], Sense::AtMost),
+            Err(Error::LengthMismatch {
+                expected: 2,
+                found: 1,
+                ..
+            })
+        ));
+        for bad in [-1.0, f64::NAN] {
+            assert!(matches!(
+                Constraint::voxel_limits("c", vec![0], vec![bad], Sense::AtMost),
+                Err(Error::InvalidParameter { .. })
+            ));
+        }
+        let mean = MeanDose::from_rows("m", vec![0], Sense::AtMost, 1.0).unwrap();
+        assert!(matches!(
+            Constraint::measure("c", Box::new(mean), Sense::AtMost, f64::INFINITY),
+            Err(Error::InvalidParameter { .. })
+        ));
+        let c = Constraint::voxel_limits("c", vec![0, 5], vec![1.0; 2], Sense::AtMost).unwrap();
+        assert!(matches!(c.validate(3), Err(Error::InvalidParameter { .. })));
+        assert!(matches!(
+            c.with_tolerance(0.0),
+            Err(Error::InvalidParameter { .. })
+        ));
     }
 }

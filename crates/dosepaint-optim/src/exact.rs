@@ -22,7 +22,7 @@
 
 use std::time::Instant;
 
-use ndarray::{Array1, Array2};
+use ndarray::{ArrayViewMut1, ArrayViewMut2};
 use ndarray_linalg::{FactorizeCInto, SolveC, UPLO};
 use rayon::prelude::*;
 
@@ -135,9 +135,16 @@ pub fn solve_exact_with_progress(
         }
         None => problem.uniform_start()?,
     };
-    let lower = problem.bounds().lower().to_vec();
-    let upper = problem.bounds().upper().to_vec();
-    let mut point = PiecewiseModel::at(problem, &x)?;
+    let (lower, upper) = (problem.bounds().lower(), problem.bounds().upper());
+    // Every buffer of the loop is allocated once, here.
+    let mut rows = RowScratch::new(problem);
+    let mut point = PiecewiseModel::new(problem);
+    point.evaluate(problem, &x, &mut rows)?;
+    // The point before the last step (its piece `h` is compared with the new one).
+    let mut previous = PiecewiseModel::new(problem);
+    let mut qp = BoxQp::new(n);
+    let mut b = vec![0.0; n];
+    let mut trial = vec![0.0; n];
     let mut evaluations = 1u64;
     let pg_start = point.projected_gradient_norm(problem, &x);
     let mut history = vec![point.f];
@@ -162,12 +169,11 @@ pub fn solve_exact_with_progress(
     while outer < settings.max_outer_iterations {
         outer += 1;
         // The model m(z) = z^T H z / 2 - b^T z with grad m(x) = grad F(x).
-        let mut b = vec![0.0; n];
         matvec(&hessian.matrix, &x, &mut b);
         for (b, g) in b.iter_mut().zip(&point.grad) {
             *b -= g;
         }
-        let z = box_qp(&hessian.matrix, &b, &lower, &upper, &x, settings)?;
+        let z = qp.solve(&hessian.matrix, &b, lower, upper, &x, settings)?;
         // Armijo along the segment x -> z on the true objective.
         let slope: f64 = point
             .grad
@@ -176,7 +182,6 @@ pub fn solve_exact_with_progress(
             .map(|(g, (z, x))| g * (z - x))
             .sum();
         let mut t = 1.0;
-        let mut trial = vec![0.0; n];
         let mut accepted = false;
         if slope < 0.0 {
             for _ in 0..60 {
@@ -198,20 +203,21 @@ pub fn solve_exact_with_progress(
             stop = StopReason::LineSearchFailed;
             break;
         }
-        x.clone_from(&trial);
-        let previous_h = std::mem::take(&mut point.h);
-        point = PiecewiseModel::at(problem, &x)?;
+        // `trial` is rewritten in full before its next use.
+        std::mem::swap(&mut x, &mut trial);
+        std::mem::swap(&mut point, &mut previous);
+        point.evaluate(problem, &x, &mut rows)?;
         evaluations += 1;
         history.push(point.f);
         report(u64::from(outer), &point, &x, progress);
         // A full step to the minimizer of an unchanged piece that stays on
         // that piece is the minimizer of F.
-        let unchanged = previous_h == point.h;
+        let unchanged = previous.h == point.h;
         if unchanged && (t - 1.0).abs() < f64::EPSILON {
             stop = StopReason::ProjectedGradient;
             break;
         }
-        hessian.update(problem, &previous_h, &point.h);
+        hessian.update(problem, &previous.h, &point.h);
     }
     let pg = point.projected_gradient_norm(problem, &x);
     // No decrease left at a projected gradient at round-off is convergence.
@@ -246,24 +252,47 @@ struct PiecewiseModel {
     h: Vec<f64>,
 }
 
+/// Row-sized scratch of an evaluation: `D x` and the row gradient.
+struct RowScratch {
+    dose: Vec<f64>,
+    g_rows: Vec<f64>,
+}
+
+impl RowScratch {
+    fn new(problem: &FluenceProblem<'_>) -> Self {
+        let rows = problem.influence().n_rows();
+        Self {
+            dose: vec![0.0; rows],
+            g_rows: vec![0.0; rows],
+        }
+    }
+}
+
 impl PiecewiseModel {
-    /// One `D x` and one `D^T g`.
-    fn at(problem: &FluenceProblem<'_>, x: &[f64]) -> Result<Self> {
+    /// Buffers for `problem`, not yet evaluated (`f` is NaN).
+    fn new(problem: &FluenceProblem<'_>) -> Self {
+        Self {
+            f: f64::NAN,
+            grad: vec![0.0; problem.n_beamlets()],
+            h: vec![0.0; problem.influence().n_rows()],
+        }
+    }
+
+    /// Evaluates at `x` in place: one `D x` and one `D^T g`, no allocation.
+    fn evaluate(
+        &mut self,
+        problem: &FluenceProblem<'_>,
+        x: &[f64],
+        scratch: &mut RowScratch,
+    ) -> Result<()> {
         let d = problem.influence();
-        let rows = d.n_rows();
-        let mut dose = vec![0.0; rows];
-        let mut h = vec![0.0; rows];
-        let mut g_rows = vec![0.0; rows];
-        d.dose_into(x, &mut dose)?;
-        let mut grad = vec![0.0; x.len()];
-        let row_f = problem.row_model(&dose, &mut h, &mut g_rows);
-        d.transpose_product_into(&g_rows, &mut grad)?;
-        let fluence_f = problem.fluence_value_and_gradient(x, &mut grad);
-        Ok(Self {
-            f: row_f + fluence_f,
-            grad,
-            h,
-        })
+        let RowScratch { dose, g_rows } = scratch;
+        d.dose_into(x, dose)?;
+        let row_f = problem.row_model(dose, &mut self.h, g_rows);
+        d.transpose_product_into(g_rows, &mut self.grad)?;
+        let fluence_f = problem.fluence_value_and_gradient(x, &mut self.grad);
+        self.f = row_f + fluence_f;
+        Ok(())
     }
 
     fn projected_gradient_norm(&self, problem: &FluenceProblem<'_>, x: &[f64]) -> f64 {
@@ -382,127 +411,174 @@ fn matvec(h: &[f64], z: &[f64], y: &mut [f64]) {
     });
 }
 
-/// `min z^T H z / 2 - b^T z` over `l <= z <= u` by projected Newton steps.
-fn box_qp(
-    h: &[f64],
-    b: &[f64],
-    l: &[f64],
-    u: &[f64],
-    start: &[f64],
-    s: &ExactSettings,
-) -> Result<Vec<f64>> {
-    let n = b.len();
-    let mean_diag = (0..n).map(|j| h[j * n + j]).sum::<f64>() / n as f64;
-    // Damping of the Newton system (not of the model: the fixed point is
-    // the exact minimizer); it bounds steps along near-null directions.
-    let ridge = 1e-8 * mean_diag.max(f64::MIN_POSITIVE);
-    let diag_of = |j: usize| {
-        let v = h[j * n + j];
-        if v > ridge { v } else { mean_diag.max(1.0) }
-    };
-    let mut z: Vec<f64> = start
-        .iter()
-        .zip(l.iter().zip(u))
-        .map(|(x, (l, u))| x.clamp(*l, *u))
-        .collect();
-    let mut hz = vec![0.0; n];
-    let mut g = vec![0.0; n];
-    let model = |z: &[f64], hz: &mut [f64]| -> f64 {
-        matvec(h, z, hz);
-        z.iter()
-            .zip(hz.iter())
-            .zip(b)
-            .map(|((z, hz), b)| 0.5 * z * hz - b * z)
-            .sum()
-    };
-    let mut q = model(&z, &mut hz);
-    let mut pg0 = None;
-    let mut previous_free: Vec<usize> = Vec::new();
-    let mut previous_pg = f64::INFINITY;
-    let mut stalled = 0;
-    for _ in 0..s.max_newton_steps {
-        for j in 0..n {
-            g[j] = hz[j] - b[j];
+/// The projected-Newton solver of `min z^T H z / 2 - b^T z` over
+/// `l <= z <= u`, with every buffer it needs (allocated once per solve of
+/// [`solve_exact`], reused by every outer iteration and Newton step).
+struct BoxQp {
+    z: Vec<f64>,
+    hz: Vec<f64>,
+    g: Vec<f64>,
+    /// The Newton direction and the trial point of the Armijo search.
+    d: Vec<f64>,
+    zt: Vec<f64>,
+    /// The free variables of this step and of the previous one.
+    free: Vec<usize>,
+    previous_free: Vec<usize>,
+    /// The free block of `H` (`k x k`, row-major, factorized in place) and
+    /// the right-hand side, overwritten by the solution.
+    block: Vec<f64>,
+    rhs: Vec<f64>,
+}
+
+impl BoxQp {
+    fn new(n: usize) -> Self {
+        Self {
+            z: vec![0.0; n],
+            hz: vec![0.0; n],
+            g: vec![0.0; n],
+            d: vec![0.0; n],
+            zt: vec![0.0; n],
+            free: Vec::with_capacity(n),
+            previous_free: Vec::with_capacity(n),
+            block: Vec::new(),
+            rhs: Vec::with_capacity(n),
         }
-        let mut pg = 0.0f64;
-        for j in 0..n {
-            pg = pg.max(((z[j] - g[j]).clamp(l[j], u[j]) - z[j]).abs());
-        }
-        let pg0 = *pg0.get_or_insert(pg);
-        if pg <= s.tolerance * pg0 || pg == 0.0 {
-            break;
-        }
-        // Round-off floor: the projected gradient stopped shrinking.
-        stalled = if pg >= 0.5 * previous_pg {
-            stalled + 1
-        } else {
-            0
+    }
+
+    /// The minimizer from `start` (projected into the box).
+    fn solve(
+        &mut self,
+        h: &[f64],
+        b: &[f64],
+        l: &[f64],
+        u: &[f64],
+        start: &[f64],
+        s: &ExactSettings,
+    ) -> Result<&[f64]> {
+        let n = b.len();
+        let mean_diag = (0..n).map(|j| h[j * n + j]).sum::<f64>() / n as f64;
+        // Damping of the Newton system (not of the model: the fixed point is
+        // the exact minimizer); it bounds steps along near-null directions.
+        let ridge = 1e-8 * mean_diag.max(f64::MIN_POSITIVE);
+        let diag_of = |j: usize| {
+            let v = h[j * n + j];
+            if v > ridge { v } else { mean_diag.max(1.0) }
         };
-        if stalled >= 5 {
-            break;
+        let Self {
+            z,
+            hz,
+            g,
+            d,
+            zt,
+            free,
+            previous_free,
+            block,
+            rhs,
+        } = self;
+        for (z, (x, (l, u))) in z.iter_mut().zip(start.iter().zip(l.iter().zip(u))) {
+            *z = x.clamp(*l, *u);
         }
-        previous_pg = pg;
-        let eps = pg.min(1e-6 * z.iter().fold(1.0f64, |m, v| m.max(v.abs())));
-        let free: Vec<usize> = (0..n)
-            .filter(|&j| {
-                !((z[j] - l[j] <= eps && g[j] > 0.0) || (u[j] - z[j] <= eps && g[j] < 0.0))
-            })
-            .collect();
-        let k = free.len();
-        let mut d = vec![0.0; n];
-        for j in 0..n {
-            d[j] = -g[j] / diag_of(j);
-        }
-        if k > 0 {
-            let mut sub = Array2::<f64>::zeros((k, k));
-            for (a, &i) in free.iter().enumerate() {
-                let row = &h[i * n..i * n + n];
-                for (bb, &j) in free.iter().enumerate() {
-                    sub[[a, bb]] = row[j];
-                }
-                sub[[a, a]] += ridge;
-            }
-            let rhs: Array1<f64> = free.iter().map(|&j| -g[j]).collect();
-            let factor = sub.factorizec_into(UPLO::Lower).map_err(|e| lapack(&e))?;
-            let sol = factor.solvec(&rhs).map_err(|e| lapack(&e))?;
-            for (a, &j) in free.iter().enumerate() {
-                d[j] = sol[a];
-            }
-        }
-        // Armijo along the projection arc.
-        let mut alpha = 1.0;
-        let mut zt = vec![0.0; n];
-        let mut improved = false;
-        for _ in 0..50 {
+        let model = |z: &[f64], hz: &mut [f64]| -> f64 {
+            matvec(h, z, hz);
+            z.iter()
+                .zip(hz.iter())
+                .zip(b)
+                .map(|((z, hz), b)| 0.5 * z * hz - b * z)
+                .sum()
+        };
+        let mut q = model(z, hz);
+        let mut pg0 = None;
+        previous_free.clear();
+        let mut previous_pg = f64::INFINITY;
+        let mut stalled = 0;
+        for _ in 0..s.max_newton_steps {
             for j in 0..n {
-                zt[j] = (z[j] + alpha * d[j]).clamp(l[j], u[j]);
+                g[j] = hz[j] - b[j];
             }
-            let slope: f64 = (0..n).map(|j| g[j] * (zt[j] - z[j])).sum();
-            if slope >= 0.0 {
-                alpha *= 0.5;
-                continue;
+            let mut pg = 0.0f64;
+            for j in 0..n {
+                pg = pg.max(((z[j] - g[j]).clamp(l[j], u[j]) - z[j]).abs());
             }
-            let qt = model(&zt, &mut hz);
-            if qt <= q + 1e-4 * slope {
-                z.clone_from(&zt);
-                q = qt;
-                improved = true;
+            let pg0 = *pg0.get_or_insert(pg);
+            if pg <= s.tolerance * pg0 || pg == 0.0 {
                 break;
             }
-            alpha *= 0.5;
+            // Round-off floor: the projected gradient stopped shrinking.
+            stalled = if pg >= 0.5 * previous_pg {
+                stalled + 1
+            } else {
+                0
+            };
+            if stalled >= 5 {
+                break;
+            }
+            previous_pg = pg;
+            let eps = pg.min(1e-6 * z.iter().fold(1.0f64, |m, v| m.max(v.abs())));
+            free.clear();
+            free.extend((0..n).filter(|&j| {
+                !((z[j] - l[j] <= eps && g[j] > 0.0) || (u[j] - z[j] <= eps && g[j] < 0.0))
+            }));
+            let k = free.len();
+            for j in 0..n {
+                d[j] = -g[j] / diag_of(j);
+            }
+            if k > 0 {
+                block.resize(k * k, 0.0);
+                for (a, &i) in free.iter().enumerate() {
+                    let row = &h[i * n..i * n + n];
+                    let out = &mut block[a * k..a * k + k];
+                    for (o, &j) in out.iter_mut().zip(free.iter()) {
+                        *o = row[j];
+                    }
+                    out[a] += ridge;
+                }
+                rhs.clear();
+                rhs.extend(free.iter().map(|&j| -g[j]));
+                let sub = ArrayViewMut2::from_shape((k, k), &mut block[..k * k])
+                    .map_err(|e| Error::Solver(format!("free block of the Newton system: {e}")))?;
+                let factor = sub.factorizec_into(UPLO::Lower).map_err(|e| lapack(&e))?;
+                factor
+                    .solvec_inplace(&mut ArrayViewMut1::from(&mut rhs[..]))
+                    .map_err(|e| lapack(&e))?;
+                for (&j, &v) in free.iter().zip(rhs.iter()) {
+                    d[j] = v;
+                }
+            }
+            // Armijo along the projection arc.
+            let mut alpha = 1.0;
+            let mut improved = false;
+            for _ in 0..50 {
+                for j in 0..n {
+                    zt[j] = (z[j] + alpha * d[j]).clamp(l[j], u[j]);
+                }
+                let slope: f64 = (0..n).map(|j| g[j] * (zt[j] - z[j])).sum();
+                if slope >= 0.0 {
+                    alpha *= 0.5;
+                    continue;
+                }
+                let qt = model(zt, hz);
+                if qt <= q + 1e-4 * slope {
+                    // `zt` is rewritten in full before its next use.
+                    std::mem::swap(z, zt);
+                    q = qt;
+                    improved = true;
+                    break;
+                }
+                alpha *= 0.5;
+            }
+            if !improved {
+                matvec(h, z, hz);
+                break;
+            }
+            // A full Newton step on an unchanged free set lands on the exact
+            // minimizer of the program restricted to it.
+            if (alpha - 1.0).abs() < f64::EPSILON && free == previous_free {
+                break;
+            }
+            std::mem::swap(free, previous_free);
         }
-        if !improved {
-            matvec(h, &z, &mut hz);
-            break;
-        }
-        // A full Newton step on an unchanged free set lands on the exact
-        // minimizer of the program restricted to it.
-        if (alpha - 1.0).abs() < f64::EPSILON && free == previous_free {
-            break;
-        }
-        previous_free = free;
+        Ok(&self.z)
     }
-    Ok(z)
 }
 
 #[cfg(test)]

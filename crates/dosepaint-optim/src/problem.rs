@@ -75,6 +75,9 @@ struct Buffers {
     p: Vec<f64>,
     x_t: Vec<f64>,
     fluence_grad: Vec<f64>,
+    /// Throw-away gradient of the fluence terms when only their values are
+    /// wanted ([`FluenceProblem::value`]).
+    fluence_scratch: Vec<f64>,
     last_t: Option<f64>,
     /// The row part of `F` at `last_t`.
     last_rows: f64,
@@ -413,8 +416,11 @@ impl<'a> FluenceProblem<'a> {
 
     /// `F(x + t p)` and `dF/dt` without a matrix product.
     fn line_value(&self, t: f64) -> Result<(f64, f64)> {
-        let mut guard = self.lock();
-        let b = &mut *guard;
+        self.line_value_in(&mut self.lock(), t)
+    }
+
+    /// [`FluenceProblem::line_value`] on buffers already locked.
+    fn line_value_in(&self, b: &mut Buffers, t: f64) -> Result<(f64, f64)> {
         for ((dt, d), dp) in b.dose_t.iter_mut().zip(&b.dose).zip(&b.dp) {
             *dt = d + t * dp;
         }
@@ -446,12 +452,11 @@ impl<'a> FluenceProblem<'a> {
     /// Moves to `x + t p`: writes the point into `x_out` and the gradient
     /// into `grad` (one `D^T g`), returns `F`.
     fn commit_line(&self, t: f64, x_out: &mut [f64], grad: &mut [f64]) -> Result<f64> {
-        let same = self.lock().last_t.is_some_and(|l| l.total_cmp(&t).is_eq());
-        if !same {
-            self.line_value(t)?;
-        }
         let mut guard = self.lock();
         let b = &mut *guard;
+        if !b.last_t.is_some_and(|l| l.total_cmp(&t).is_eq()) {
+            self.line_value_in(b, t)?;
+        }
         let mut total = b.last_rows;
         std::mem::swap(&mut b.dose, &mut b.dose_t);
         for ((xo, x), p) in x_out.iter_mut().zip(&b.x).zip(&b.p) {
@@ -474,19 +479,27 @@ impl<'a> FluenceProblem<'a> {
     /// Wrong length or a non-finite value.
     pub fn value(&self, w: &[f64]) -> Result<f64> {
         let mut guard = self.lock();
-        self.influence.dose_into(w, &mut guard.dose)?;
-        self.objective_total(&guard.dose, w)
+        let Buffers {
+            dose,
+            fluence_scratch,
+            ..
+        } = &mut *guard;
+        self.influence.dose_into(w, dose)?;
+        self.objective_total(dose, w, fluence_scratch)
     }
 
-    fn objective_total(&self, dose: &[f64], w: &[f64]) -> Result<f64> {
+    /// `F` at `dose = D w` (without constraint terms); `scratch` receives
+    /// the fluence terms' (unused) gradients, so a reused buffer avoids an
+    /// allocation per call.
+    fn objective_total(&self, dose: &[f64], w: &[f64], scratch: &mut Vec<f64>) -> Result<f64> {
         let mut total = 0.0;
         for t in &self.terms {
             total += t.weight * Self::finite(t.objective.value(dose), t.objective.name())?;
         }
         if !self.fluence_terms.is_empty() {
-            let mut scratch = vec![0.0; w.len()];
+            scratch.resize(w.len(), 0.0);
             for t in &self.fluence_terms {
-                let v = t.objective.value_and_gradient(w, 0.0, &mut scratch);
+                let v = t.objective.value_and_gradient(w, 0.0, scratch);
                 total += t.weight * Self::finite(v, t.objective.name())?;
             }
         }
@@ -599,12 +612,13 @@ impl<'a> FluenceProblem<'a> {
         };
         let mut scaled = vec![0.0; d1.len()];
         let mut wv = vec![0.0; n];
+        let mut scratch = Vec::new();
         let mut phi = |c: f64| -> Result<f64> {
             for (s, d) in scaled.iter_mut().zip(&d1) {
                 *s = c * d;
             }
             wv.fill(c);
-            self.objective_total(&scaled, &wv)
+            self.objective_total(&scaled, &wv, &mut scratch)
         };
         let mut best = (0.0, phi(0.0)?);
         for k in -12..=12 {
@@ -667,9 +681,10 @@ impl<'a> FluenceProblem<'a> {
     ///   overlap strongly, those of different beams much less).
     ///
     /// Beamlets whose diagonal is zero (or below 1e-3 of the median) get the
-    /// median on the diagonal; blocks get `1e-6` of their mean diagonal
-    /// added, so they are positive definite. Costs one `D w` and one pass over
-    /// the rows with curvature.
+    /// median on the diagonal; each block then gets `0.1 max(mean of its
+    /// diagonal, median)` added to its diagonal, so it is positive definite
+    /// and directions the curvature at `w` does not see stay bounded. Costs
+    /// one `D w` and one pass over the rows with curvature.
     ///
     /// # Errors
     /// Wrong length.
@@ -721,7 +736,6 @@ impl<'a> FluenceProblem<'a> {
                         *d += 1e-1 * mean.max(median);
                     }
                 }
-                let _ = n;
                 Preconditioner::blocks(n, ranges.iter().map(|r| r.start).zip(blocks).collect())
             }
         }

@@ -7,9 +7,9 @@ use dosepaint_core::{
     BeamGrid, BeamletLayout, DoseInfluence, Grid, Structure, StructureRole, Volume,
 };
 use dosepaint_optim::{
-    Constraint, Deviation, DoseLimits, DoseVolume, FluenceObjective, FluenceProblem,
-    FluenceSmoothness, GeudLimit, LogTcp, MaxDose, MeanDose, MinDose, Ntcp, NtcpModel, Objective,
-    Sense, SquaredDeviation,
+    Constraint, CurvatureKind, Deviation, DoseLimits, DoseVolume, Error, FluenceObjective,
+    FluenceProblem, FluenceSmoothness, GeudLimit, LogTcp, MaxDose, MeanDose, MinDose, Ntcp,
+    NtcpModel, Objective, Sense, SquaredDeviation,
 };
 use dosepaint_radiobio::{Geud, Lkb, LogitNtcp, LqParams, RelativeSeriality};
 use proptest::prelude::*;
@@ -41,6 +41,46 @@ fn check_gradient(obj: &dyn Objective, dose: &[f64]) -> Result<(), TestCaseError
             "{}: row {i}: analytic {} vs finite difference {fd}",
             obj.name(),
             grad[i]
+        );
+    }
+    Ok(())
+}
+
+/// [`Objective::add_curvature`] against central differences of the
+/// gradient, `(g_i(d + h e_i) - g_i(d - h e_i)) / 2h`, on every row that
+/// `smooth_at` says lies inside one quadratic piece (the objectives that
+/// report curvature write the exact diagonal of their Hessian there);
+/// checks also that the weight scales the curvature.
+fn check_curvature(
+    obj: &dyn Objective,
+    dose: &[f64],
+    expected: CurvatureKind,
+    smooth_at: impl Fn(usize) -> bool,
+) -> Result<(), TestCaseError> {
+    let weight = 1.7;
+    let mut curvature = vec![0.0; dose.len()];
+    prop_assert_eq!(obj.add_curvature(dose, weight, &mut curvature), expected);
+    let h = 1e-4;
+    let mut x = dose.to_vec();
+    let mut gp = vec![0.0; dose.len()];
+    let mut gm = vec![0.0; dose.len()];
+    for i in (0..dose.len()).filter(|&i| smooth_at(i)) {
+        gp.fill(0.0);
+        gm.fill(0.0);
+        x[i] = dose[i] + h;
+        obj.value_and_gradient(&x, weight, &mut gp);
+        x[i] = dose[i] - h;
+        obj.value_and_gradient(&x, weight, &mut gm);
+        x[i] = dose[i];
+        let fd = (gp[i] - gm[i]) / (2.0 * h);
+        // Truncation error ~h^2 f''' (zero on quadratic pieces; the soft
+        // extremes have |f'''| of order 1/tau^2 at tau >= 0.3 Gy).
+        let tol = 1e-5 * fd.abs().max(curvature[i].abs()) + 1e-6;
+        prop_assert!(
+            (fd - curvature[i]).abs() <= tol,
+            "{}: row {i}: curvature {} vs finite difference {fd}",
+            obj.name(),
+            curvature[i]
         );
     }
     Ok(())
@@ -132,6 +172,63 @@ proptest! {
         check_gradient(&o, &dose)?;
     }
 
+    /// The exact solver's quadratic model and the preconditioners rest on
+    /// the curvature: the exact Hessian diagonal of every objective that
+    /// reports one (away from the kinks of the piecewise ones).
+    #[test]
+    fn curvature_is_the_hessian_diagonal(
+        (dose, rows) in doses_and_rows(),
+        p in 20.0f64..80.0,
+        gap in 0.0f64..30.0,
+        limit in 0.0f64..80.0,
+        tau in 0.3f64..5.0,
+        relative in any::<bool>(),
+    ) {
+        let n = rows.len();
+        let off_kinks = |thresholds: &[f64]| {
+            let mut ok = vec![true; dose.len()];
+            for (&r, &t) in rows.iter().zip(thresholds) {
+                ok[r as usize] = (dose[r as usize] - t).abs() > 1e-2;
+            }
+            ok
+        };
+        let presc: Vec<f64> = rows.iter().map(|&r| p + r as f64).collect();
+        let mode = if relative { Deviation::Relative } else { Deviation::Absolute };
+        let o = SquaredDeviation::from_rows("sd", rows.clone(), presc.clone(), mode).unwrap();
+        check_curvature(&o, &dose, CurvatureKind::PiecewiseQuadratic, |_| true)?;
+        // Closed form on its rows: 2 w / (N p_i^2) relative, 2 w / N absolute.
+        let mut c = vec![0.0; dose.len()];
+        o.add_curvature(&dose, 1.0, &mut c);
+        for (&r, &pr) in rows.iter().zip(&presc) {
+            let expected = 2.0 / n as f64 / if relative { pr * pr } else { 1.0 };
+            prop_assert!((c[r as usize] - expected).abs() <= 1e-15 * expected);
+        }
+        let under = presc.clone();
+        let over: Vec<f64> = under.iter().map(|u| u + gap).collect();
+        let o = DoseLimits::from_rows("lim", rows.clone(), Some(under.clone()), Some(over.clone()))
+            .unwrap().with_side_weights(3.0, 0.5).unwrap();
+        let (ok_u, ok_o) = (off_kinks(&under), off_kinks(&over));
+        check_curvature(&o, &dose, CurvatureKind::PiecewiseQuadratic, |i| ok_u[i] && ok_o[i])?;
+        for (sign, o) in [
+            (1.0, Box::new(MaxDose::from_rows("max", rows.clone(), limit).unwrap().with_softness(tau).unwrap()) as Box<dyn Objective>),
+            (-1.0, Box::new(MinDose::from_rows("min", rows.clone(), limit).unwrap().with_softness(tau).unwrap())),
+        ] {
+            // Off the kink where the smooth extreme crosses the limit.
+            let m = if sign > 0.0 {
+                MaxDose::from_rows("m", rows.clone(), limit).unwrap().with_softness(tau).unwrap().smooth_extreme_gy(&dose)
+            } else {
+                MinDose::from_rows("m", rows.clone(), limit).unwrap().with_softness(tau).unwrap().smooth_extreme_gy(&dose)
+            };
+            let away = (m - limit).abs() > 1e-2;
+            check_curvature(o.as_ref(), &dose, CurvatureKind::Approximate, |_| away)?;
+        }
+        for sense in [Sense::AtMost, Sense::AtLeast] {
+            let o = MeanDose::from_rows("mean", rows.clone(), sense, limit).unwrap();
+            let away = (o.mean_gy(&dose) - limit).abs() > 1e-2;
+            check_curvature(&o, &dose, CurvatureKind::Approximate, |_| away)?;
+        }
+    }
+
     #[test]
     fn smoothness_gradient(w in prop::collection::vec(0.0f64..5.0, 6)) {
         let layout = BeamletLayout::full(vec![BeamGrid { n_rows: 2, n_cols: 3, x0_mm: 0.0, y0_mm: 0.0 }], 5.0, 5.0).unwrap();
@@ -162,6 +259,10 @@ proptest! {
         p.add_fluence_objective(0.1, FluenceSmoothness::new(d.layout()).unwrap()).unwrap();
         p.add_constraint(Constraint::max_dose(&d, &oar, 20.0).unwrap()).unwrap();
         p.add_constraint(Constraint::mean_dose(&d, &ptv, Sense::AtLeast, 55.0).unwrap()).unwrap();
+        p.add_constraint(Constraint::dose_at_volume(&d, &ptv, 0.5, Sense::AtLeast, 58.0).unwrap()).unwrap();
+        p.add_constraint(Constraint::dose_at_volume(&d, &oar, 0.5, Sense::AtMost, 5.0).unwrap()).unwrap();
+        let ntcp = Ntcp::new(&d, &oar, NtcpModel::Lkb(Lkb::new(39.9, 0.4, 1.0).unwrap())).unwrap();
+        p.add_constraint(Constraint::measure("OAR NTCP", Box::new(ntcp), Sense::AtMost, 0.05).unwrap()).unwrap();
         let mut g = vec![0.0; 4];
         p.value_and_gradient(&w, &mut g).unwrap();
         let mut x = w.clone();
@@ -340,4 +441,242 @@ fn serde_round_trips() {
     let back: dosepaint_optim::Settings =
         serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
     assert_eq!(back, s);
+}
+
+/// Closed forms of the smooth extremes, the mean and the DVH penalties.
+#[test]
+fn closed_form_extremes_means_and_dvh() {
+    let rows = vec![0, 1, 2, 3];
+    // Log-sum-exp of N equal doses d: tau ln(N exp(d / tau)) = d + tau ln N,
+    // and every softmax weight is 1 / N.
+    let equal = [50.0; 4];
+    let tau = 0.5;
+    let e = 50.0 + tau * 4f64.ln() - 48.0;
+    let o = MaxDose::from_rows("max", rows.clone(), 48.0)
+        .unwrap()
+        .with_softness(tau)
+        .unwrap();
+    assert!((o.smooth_extreme_gy(&equal) - (50.0 + tau * 4f64.ln())).abs() < 1e-12);
+    let mut g = vec![0.0; 4];
+    assert!((o.value_and_gradient(&equal, 1.0, &mut g) - e * e).abs() < 1e-12);
+    for gi in &g {
+        assert!((gi - 2.0 * e / 4.0).abs() < 1e-12, "{g:?}");
+    }
+    // The smooth minimum mirrors it: d - tau ln N, pushed up by the limit.
+    let o = MinDose::from_rows("min", rows.clone(), 52.0)
+        .unwrap()
+        .with_softness(tau)
+        .unwrap();
+    assert!((o.smooth_extreme_gy(&equal) - (50.0 - tau * 4f64.ln())).abs() < 1e-12);
+    let e = 52.0 - (50.0 - tau * 4f64.ln());
+    let mut g = vec![0.0; 4];
+    assert!((o.value_and_gradient(&equal, 1.0, &mut g) - e * e).abs() < 1e-12);
+    for gi in &g {
+        assert!((gi + 2.0 * e / 4.0).abs() < 1e-12, "{g:?}");
+    }
+    // Smooth minimum of spread doses: m <= min, within tau ln N of it.
+    let dose = [40.0, 50.0, 60.0, 70.0];
+    let m = o.smooth_extreme_gy(&dose);
+    assert!((40.0 - tau * 4f64.ln()..=40.0).contains(&m), "{m}");
+    // Mean 55 Gy: at least 60 -> 25 Gy^2, at most 60 -> met.
+    let o = MeanDose::from_rows("mean", rows.clone(), Sense::AtLeast, 60.0).unwrap();
+    assert!((o.value(&dose) - 25.0).abs() < 1e-12);
+    let o = MeanDose::from_rows("mean", rows.clone(), Sense::AtMost, 60.0).unwrap();
+    assert!(o.value(&dose).abs() < 1e-15);
+    // V45 <= 0 %: every voxel above 45 Gy is penalized: (5^2 + 15^2 + 25^2) / 4.
+    let o = DoseVolume::from_rows("v", rows.clone(), Sense::AtMost, 45.0, 0.0).unwrap();
+    assert!((o.value(&dose) - 218.75).abs() < 1e-12);
+    // V45 <= 75 % holds (three voxels of four above 45 Gy): zero.
+    let o = DoseVolume::from_rows("v", rows.clone(), Sense::AtMost, 45.0, 0.75).unwrap();
+    assert!(o.value(&dose).abs() < 1e-15);
+    // V65 >= 100 %: every voxel below 65 Gy is penalized: (25^2 + 15^2 + 5^2) / 4.
+    let o = DoseVolume::from_rows("v", rows, Sense::AtLeast, 65.0, 1.0).unwrap();
+    assert!((o.value(&dose) - 218.75).abs() < 1e-12);
+}
+
+/// Every refused parameter of the objectives is an `Err` of the right kind
+/// that names what was wrong.
+#[test]
+fn bad_objective_parameters_are_named_errors() {
+    let rows = vec![0, 1, 2, 3];
+    let invalid = |r: dosepaint_optim::Result<_>, needle: &str| match r {
+        Err(Error::InvalidParameter { what, reason }) => {
+            let text = format!("{what}: {reason}");
+            assert!(text.contains(needle), "{text} should name {needle}");
+        }
+        other => panic!("expected InvalidParameter naming {needle}, got {other:?}"),
+    };
+    // Dose limits: no side, wrong length, NaN threshold, negative side weight.
+    invalid(
+        DoseLimits::from_rows("lim", rows.clone(), None, None).map(|_| ()),
+        "lim",
+    );
+    assert!(matches!(
+        DoseLimits::from_rows("lim", rows.clone(), Some(vec![1.0; 3]), None),
+        Err(Error::LengthMismatch {
+            expected: 4,
+            found: 3,
+            ..
+        })
+    ));
+    invalid(
+        DoseLimits::from_rows(
+            "lim",
+            rows.clone(),
+            None,
+            Some(vec![1.0, f64::NAN, 1.0, 1.0]),
+        )
+        .map(|_| ()),
+        "row 1",
+    );
+    invalid(
+        DoseLimits::from_rows("lim", rows.clone(), Some(vec![1.0; 4]), None)
+            .unwrap()
+            .with_side_weights(-1.0, 1.0)
+            .map(|_| ()),
+        "cold-side weight",
+    );
+    // Squared deviation: wrong length, a zero prescription for a relative one.
+    assert!(matches!(
+        SquaredDeviation::from_rows("sd", rows.clone(), vec![60.0; 5], Deviation::Absolute),
+        Err(Error::LengthMismatch {
+            expected: 4,
+            found: 5,
+            ..
+        })
+    ));
+    invalid(
+        SquaredDeviation::from_rows(
+            "sd",
+            rows.clone(),
+            vec![60.0, 60.0, 0.0, 60.0],
+            Deviation::Relative,
+        )
+        .map(|_| ()),
+        "row 2",
+    );
+    // Limits of the other physical objectives.
+    invalid(
+        MeanDose::from_rows("mean", rows.clone(), Sense::AtMost, -1.0).map(|_| ()),
+        "mean-dose limit",
+    );
+    invalid(
+        MinDose::from_rows("min", rows.clone(), f64::NAN).map(|_| ()),
+        "dose limit",
+    );
+    invalid(
+        MaxDose::from_rows("max", rows.clone(), f64::INFINITY).map(|_| ()),
+        "dose limit",
+    );
+    invalid(
+        DoseVolume::from_rows("v", rows.clone(), Sense::AtMost, f64::NAN, 0.5).map(|_| ()),
+        "DVH dose",
+    );
+    for v in [-0.1, f64::NAN] {
+        invalid(
+            DoseVolume::from_rows("v", rows.clone(), Sense::AtMost, 20.0, v).map(|_| ()),
+            "volume fraction",
+        );
+    }
+    // Biological: negative gEUD limit, a NaN exponent (radiobio refuses it),
+    // maps of the wrong length.
+    invalid(
+        GeudLimit::from_rows(
+            "g",
+            rows.clone(),
+            Geud::new(4.0).unwrap(),
+            Sense::AtMost,
+            -5.0,
+        )
+        .map(|_| ()),
+        "gEUD limit",
+    );
+    let (d, ptv, oar) = small_plan(&[0.5; 24]);
+    assert!(matches!(
+        GeudLimit::new(&d, &oar, f64::NAN, Sense::AtMost, 20.0),
+        Err(Error::Radiobio(_))
+    ));
+    assert!(matches!(
+        LogTcp::from_rows(
+            "tcp",
+            rows.clone(),
+            30,
+            0.1,
+            vec![1e7; 4],
+            vec![0.3; 3],
+            vec![0.03; 4]
+        ),
+        Err(Error::LengthMismatch {
+            expected: 4,
+            found: 3,
+            ..
+        })
+    ));
+    // Fractions of the prescription: negative, or the window upside down.
+    let rx = dosepaint_core::Prescription::new(
+        Volume::filled(d.grid().clone(), 60.0),
+        30,
+        dosepaint_core::Provenance::default(),
+    )
+    .unwrap();
+    invalid(
+        DoseLimits::around_prescription(&d, &ptv, &rx, Some(-0.1), None).map(|_| ()),
+        "underdose fraction",
+    );
+    assert!(matches!(
+        DoseLimits::around_prescription(&d, &ptv, &rx, Some(1.05), Some(0.95)),
+        Err(Error::Contradictory(_))
+    ));
+    // A prescription without minimum and maximum maps has no bounds to use.
+    invalid(
+        DoseLimits::prescription_bounds(&d, &ptv, &rx).map(|_| ()),
+        "minimum/maximum",
+    );
+    // Smoothness: a single beamlet has no neighbour; a layout of another plan.
+    let one = BeamletLayout::full(
+        vec![BeamGrid {
+            n_rows: 1,
+            n_cols: 1,
+            x0_mm: 0.0,
+            y0_mm: 0.0,
+        }],
+        5.0,
+        5.0,
+    )
+    .unwrap();
+    assert!(matches!(
+        FluenceSmoothness::new(&one),
+        Err(Error::Empty { .. })
+    ));
+    let six = BeamletLayout::full(
+        vec![BeamGrid {
+            n_rows: 2,
+            n_cols: 3,
+            x0_mm: 0.0,
+            y0_mm: 0.0,
+        }],
+        5.0,
+        5.0,
+    )
+    .unwrap();
+    let mut p = FluenceProblem::new(&d).unwrap();
+    assert!(matches!(
+        p.add_fluence_objective(1.0, FluenceSmoothness::new(&six).unwrap()),
+        Err(Error::LengthMismatch {
+            expected: 4,
+            found: 6,
+            ..
+        })
+    ));
+    // Rows out of order are refused when the objective is added.
+    let o = SquaredDeviation::from_rows("sd", vec![0, 2, 1], vec![60.0; 3], Deviation::Absolute)
+        .unwrap();
+    invalid(p.add_objective(1.0, o).map(|_| ()), "ascending");
+    // An NTCP over no row.
+    let o = Ntcp::from_rows(
+        "none",
+        Vec::new(),
+        NtcpModel::Lkb(Lkb::new(39.9, 0.4, 1.0).unwrap()),
+    );
+    assert!(matches!(p.add_objective(1.0, o), Err(Error::Empty { .. })));
 }

@@ -600,3 +600,145 @@ fn solvers_work_on_user_problems() {
         "{w:?}"
     );
 }
+
+/// The bad-input paths of bounds, preconditioners, solver settings and
+/// constraints: each an `Err` of its kind, naming the variable or setting.
+#[test]
+fn bad_bounds_settings_and_constraints_are_named_errors() {
+    use dosepaint_optim::{Bounds, Preconditioner};
+    // Bounds: lengths, NaN, infinite lower, lower above upper (named).
+    assert!(matches!(
+        Bounds::new(vec![0.0; 2], vec![1.0; 3]),
+        Err(Error::LengthMismatch { .. })
+    ));
+    for (l, u) in [(f64::NAN, 1.0), (0.0, f64::NAN), (f64::NEG_INFINITY, 1.0)] {
+        let e = Bounds::new(vec![0.0, l], vec![1.0, u]).unwrap_err();
+        assert!(e.to_string().contains("variable 1"), "{e}");
+    }
+    let e = Bounds::new(vec![0.0, 2.0], vec![1.0, 1.0]).unwrap_err();
+    assert!(
+        matches!(&e, Error::Contradictory(m) if m.contains("variable 1")),
+        "{e}"
+    );
+    let (d, ptv, oar) = plan();
+    let mut p = target_and_organ_problem(&d, &ptv, &oar, 15.0);
+    assert!(matches!(
+        p.set_bounds(Bounds::non_negative(5)),
+        Err(Error::LengthMismatch {
+            expected: 6,
+            found: 5,
+            ..
+        })
+    ));
+    let e = p
+        .set_bounds(Bounds::new(vec![0.0, 0.0, -1.0, 0.0, 0.0, 0.0], vec![9.0; 6]).unwrap())
+        .unwrap_err();
+    assert!(e.to_string().contains("beamlet 2"), "{e}");
+    for u in [0.0, f64::NAN] {
+        assert!(matches!(
+            p.set_upper_bound(u),
+            Err(Error::InvalidParameter { .. })
+        ));
+    }
+    p.set_upper_bound(4.0).unwrap();
+    let e = p
+        .check_weights(&[1.0, 1.0, 1.0, 5.0, 1.0, 1.0])
+        .unwrap_err();
+    assert!(e.to_string().contains("beamlet 3"), "{e}");
+    // Preconditioners: non-positive entries, overlapping or oversized blocks.
+    for bad in [0.0, -1.0, f64::NAN] {
+        let e = Preconditioner::diagonal(vec![1.0, bad]).unwrap_err();
+        assert!(e.to_string().contains("entry 1"), "{e}");
+    }
+    let identity = vec![1.0, 0.0, 0.0, 1.0];
+    for (blocks, needle) in [
+        (vec![(0, identity.clone()), (1, vec![1.0])], "two blocks"),
+        (vec![(2, identity.clone())], "exceeds"),
+        (vec![(0, vec![1.0; 3])], "not square"),
+        (vec![(0, vec![1.0; 4])], "not positive definite"),
+    ] {
+        let e = Preconditioner::blocks(3, blocks).unwrap_err();
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+    // A preconditioner of the wrong length stops the solver at its start.
+    let w0 = p.uniform_start().unwrap();
+    let solver =
+        ProjectedLbfgs::new().with_preconditioner(Preconditioner::diagonal(vec![1.0; 4]).unwrap());
+    let Err(e) = Executor::new(&p, solver)
+        .configure(|s| s.param(w0.clone()).max_iters(5))
+        .run()
+    else {
+        panic!("a preconditioner of the wrong length must be refused")
+    };
+    assert!(e.to_string().contains("preconditioner"), "{e}");
+    // Solver settings.
+    let negative = Tolerances {
+        projected_gradient_relative: -1.0,
+        ..Tolerances::default()
+    };
+    assert!(ProjectedLbfgs::new().with_tolerances(negative).is_err());
+    assert!(ProjectedGradient::new().with_tolerances(negative).is_err());
+    assert!(ProjectedLbfgs::new().with_memory(0).is_err());
+    for s in [
+        Settings {
+            max_outer_iterations: 0,
+            ..Settings::default()
+        },
+        Settings {
+            initial_penalty: 0.0,
+            ..Settings::default()
+        },
+        Settings {
+            penalty_growth: f64::NAN,
+            ..Settings::default()
+        },
+        Settings {
+            tolerances: Tolerances {
+                relative_objective_change: f64::NAN,
+                ..Tolerances::default()
+            },
+            ..Settings::default()
+        },
+    ] {
+        assert!(matches!(s.validate(), Err(Error::InvalidParameter { .. })));
+    }
+    // Constraints: DVH fractions outside (0, 1], rows beyond the matrix.
+    for v in [0.0, 1.5, f64::NAN] {
+        assert!(matches!(
+            Constraint::dose_at_volume(&d, &ptv, v, Sense::AtLeast, 50.0),
+            Err(Error::InvalidParameter { .. })
+        ));
+    }
+    assert!(matches!(
+        Constraint::max_dose(&d, &oar, -1.0),
+        Err(Error::InvalidParameter { .. })
+    ));
+    let far = Constraint::voxel_limits("far", vec![0, 99], vec![1.0; 2], Sense::AtMost).unwrap();
+    let e = p.add_constraint(far).unwrap_err();
+    assert!(e.to_string().contains("99"), "{e}");
+}
+
+/// The exact solver refuses constraints and a start that is not a plan.
+#[cfg(feature = "lapack")]
+#[test]
+fn exact_solver_bad_inputs() {
+    use dosepaint_optim::{ExactSettings, solve_exact};
+    let (d, ptv, oar) = plan();
+    let mut p = target_and_organ_problem(&d, &ptv, &oar, 15.0);
+    let s = ExactSettings::default();
+    assert!(matches!(
+        solve_exact(&p, &s, Some(&[1.0; 5])),
+        Err(Error::LengthMismatch { .. })
+    ));
+    assert!(matches!(
+        solve_exact(&p, &s, Some(&[1.0, 1.0, f64::NAN, 1.0, 1.0, 1.0])),
+        Err(Error::NonFinite { .. })
+    ));
+    assert!(solve_exact(&p, &s, Some(&[-1.0; 6])).is_err());
+    p.add_constraint(Constraint::max_dose(&d, &oar, 20.0).unwrap())
+        .unwrap();
+    assert!(matches!(
+        solve_exact(&p, &s, None),
+        Err(Error::Unsupported(_))
+    ));
+}

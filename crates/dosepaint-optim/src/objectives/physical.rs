@@ -155,6 +155,18 @@ impl SquaredDeviation {
         deviation: Deviation,
     ) -> Result<Self> {
         let name = name.into();
+        Self::check(&name, &rows, &prescribed_gy, deviation)?;
+        Ok(Self {
+            name,
+            rows,
+            prescribed_gy,
+            deviation,
+        })
+    }
+
+    /// The checks of [`SquaredDeviation::from_rows`] (also run by
+    /// [`Objective::validate`], for objectives read with serde).
+    fn check(name: &str, rows: &[u32], prescribed_gy: &[f64], deviation: Deviation) -> Result<()> {
         if rows.len() != prescribed_gy.len() {
             return Err(Error::length(
                 format!("prescribed doses of \"{name}\""),
@@ -182,12 +194,7 @@ impl SquaredDeviation {
                 ));
             }
         }
-        Ok(Self {
-            name,
-            rows,
-            prescribed_gy,
-            deviation,
-        })
+        Ok(())
     }
 
     /// The same objective under another name.
@@ -278,13 +285,7 @@ impl Objective for SquaredDeviation {
 
     fn validate(&self, n_rows: usize) -> Result<()> {
         crate::objective::check_rows(&self.name, &self.rows, n_rows)?;
-        Self::from_rows(
-            self.name.clone(),
-            self.rows.clone(),
-            self.prescribed_gy.clone(),
-            self.deviation,
-        )
-        .map(|_| ())
+        Self::check(&self.name, &self.rows, &self.prescribed_gy, self.deviation)
     }
 }
 
@@ -471,13 +472,32 @@ impl DoseLimits {
         over_gy: Option<Vec<f64>>,
     ) -> Result<Self> {
         let name = name.into();
+        Self::check(&name, &rows, under_gy.as_deref(), over_gy.as_deref())?;
+        Ok(Self {
+            name,
+            rows,
+            under_gy,
+            over_gy,
+            cold_weight: 1.0,
+            hot_weight: 1.0,
+        })
+    }
+
+    /// The checks of [`DoseLimits::from_rows`] (also run by
+    /// [`Objective::validate`], for objectives read with serde).
+    fn check(
+        name: &str,
+        rows: &[u32],
+        under_gy: Option<&[f64]>,
+        over_gy: Option<&[f64]>,
+    ) -> Result<()> {
         if under_gy.is_none() && over_gy.is_none() {
             return Err(Error::invalid(
                 format!("dose limits \"{name}\""),
                 "give an underdose threshold, an overdose threshold or both",
             ));
         }
-        for (side, t) in [("underdose", &under_gy), ("overdose", &over_gy)] {
+        for (side, t) in [("underdose", under_gy), ("overdose", over_gy)] {
             let Some(t) = t else { continue };
             if t.len() != rows.len() {
                 return Err(Error::length(
@@ -496,7 +516,7 @@ impl DoseLimits {
                 ));
             }
         }
-        if let (Some(u), Some(o)) = (&under_gy, &over_gy)
+        if let (Some(u), Some(o)) = (under_gy, over_gy)
             && let Some(k) = u.iter().zip(o).position(|(u, o)| u > o)
         {
             return Err(Error::Contradictory(format!(
@@ -504,14 +524,7 @@ impl DoseLimits {
                 rows[k], u[k], o[k]
             )));
         }
-        Ok(Self {
-            name,
-            rows,
-            under_gy,
-            over_gy,
-            cold_weight: 1.0,
-            hot_weight: 1.0,
-        })
+        Ok(())
     }
 
     /// Separate weights of the cold (underdose) and hot (overdose) sides
@@ -621,13 +634,12 @@ impl Objective for DoseLimits {
         crate::objective::check_rows(&self.name, &self.rows, n_rows)?;
         non_negative("cold-side weight", self.cold_weight)?;
         non_negative("hot-side weight", self.hot_weight)?;
-        Self::from_rows(
-            self.name.clone(),
-            self.rows.clone(),
-            self.under_gy.clone(),
-            self.over_gy.clone(),
+        Self::check(
+            &self.name,
+            &self.rows,
+            self.under_gy.as_deref(),
+            self.over_gy.as_deref(),
         )
-        .map(|_| ())
     }
 }
 
@@ -1035,6 +1047,42 @@ impl DoseVolume {
             Sense::AtMost => d > lo && d <= hi,
             Sense::AtLeast => d >= lo && d < hi,
         }
+    }
+
+    /// The value `f`, then `w * grad f` added into `grad` with the weight
+    /// `w = weight_of(f)` (nothing when `w <= 0`), ranking the doses once for
+    /// both: for penalty terms whose weight depends on the value, such as
+    /// the augmented-Lagrangian term of a DVH constraint.
+    pub(crate) fn value_then_gradient(
+        &self,
+        dose: &[f64],
+        grad: &mut [f64],
+        weight_of: impl FnOnce(f64) -> f64,
+    ) -> f64 {
+        let Some(band) = self.band(dose) else {
+            weight_of(0.0);
+            return 0.0;
+        };
+        let inv_n = 1.0 / self.rows.len() as f64;
+        let penalized = || {
+            self.rows
+                .iter()
+                .map(|&r| (r as usize, dose[r as usize]))
+                .filter(move |&(_, d)| self.in_band(d, band))
+        };
+        let mut sum = 0.0;
+        for (_, d) in penalized() {
+            let e = d - self.dose_gy;
+            sum += e * e;
+        }
+        let value = sum * inv_n;
+        let w = weight_of(value);
+        if w > 0.0 {
+            for (r, d) in penalized() {
+                grad[r] += 2.0 * w * inv_n * (d - self.dose_gy);
+            }
+        }
+        value
     }
 
     fn kernel(&self, dose: &[f64], mut grad: Option<(&mut [f64], f64)>) -> f64 {
