@@ -75,11 +75,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kept = d.dose(&w)?;
     let exact = PencilBeamEngine::new(Machine::generic_6mv(), PencilBeamOptions::exact())?;
     let mut full = vec![0.0; rows.len()];
+    let t = Instant::now();
     for (b, beam) in ph.beams.iter().enumerate() {
         let p = exact.prepare(&patient, &rows, &layout, b, beam)?;
         let map = dosepaint_dose::FluenceMap::from_weights(&layout, &w, b)?;
         p.fluence_dose(&map, &mut full)?;
     }
+    println!(
+        "exact model (no cut-off): prepare + forward dose of the 9 beams {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    // A modulated map (every bixel differs from its neighbours) on beam 0.
+    let p = exact.prepare(&patient, &rows, &layout, 0, &ph.beams[0])?;
+    let modulated: Vec<f64> = (0..layout.len())
+        .map(|j| ((j * 7919) % 13) as f64 / 6.0)
+        .collect();
+    let map = dosepaint_dose::FluenceMap::from_weights(&layout, &modulated, 0)?;
+    let mut dose = vec![0.0; rows.len()];
+    let t = Instant::now();
+    p.fluence_dose(&map, &mut dose)?;
+    println!(
+        "exact forward dose of a modulated {} x {} map on beam 0 ({} voxels): {:.3} s",
+        map.n_cols(),
+        map.n_rows(),
+        p.n_voxels(),
+        t.elapsed().as_secs_f64()
+    );
     let ptv_rows = d.rows_in_mask(ph.structure("PTV")?.resample(rows.grid()).mask())?;
     let sum = |v: &[f64], idx: Option<&[u32]>| -> f64 {
         match idx {

@@ -156,26 +156,15 @@ pub fn beamlet_layout(
                 }
             }
         }
-        let rmin = cells
+        // Cells are ordered by (row, column): the rows bound from the ends.
+        let (Some(&(rmin, _)), Some(&(rmax, _))) = (cells.first(), cells.last()) else {
+            unreachable!("a non-empty target covers at least one cell");
+        };
+        let (cmin, cmax) = cells
             .iter()
-            .map(|c| c.0)
-            .min()
-            .expect("targets are not empty");
-        let rmax = cells
-            .iter()
-            .map(|c| c.0)
-            .max()
-            .expect("targets are not empty");
-        let cmin = cells
-            .iter()
-            .map(|c| c.1)
-            .min()
-            .expect("targets are not empty");
-        let cmax = cells
-            .iter()
-            .map(|c| c.1)
-            .max()
-            .expect("targets are not empty");
+            .fold((i64::MAX, i64::MIN), |(lo, hi), &(_, c)| {
+                (lo.min(c), hi.max(c))
+            });
         grids.push(BeamGrid {
             n_rows: (rmax - rmin + 1) as usize,
             n_cols: (cmax - cmin + 1) as usize,

@@ -240,7 +240,8 @@ impl DoseRows {
         Ok(Self { grid, voxels })
     }
 
-    /// Every voxel of `grid`.
+    /// Every voxel of `grid` (core's `Grid` holds at most `u32::MAX`
+    /// voxels, so every index fits a row).
     pub fn all(grid: Grid) -> Result<Self> {
         let n = grid.n_voxels() as u32;
         Self::new(grid, (0..n).collect())
@@ -252,19 +253,13 @@ impl DoseRows {
     /// # Errors
     /// [`Error::Empty`] if no voxel is inside.
     pub fn inside_structures(grid: Grid, structures: &[&Structure]) -> Result<Self> {
-        let mut inside = vec![false; grid.n_voxels()];
-        for s in structures {
-            let m = s.resample(&grid);
-            for (a, &b) in inside.iter_mut().zip(m.mask().as_slice()) {
-                *a |= b;
-            }
-        }
-        let voxels: Vec<u32> = inside
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b)
-            .map(|(n, _)| n as u32)
-            .collect();
+        let mut on_grid = structures.iter().map(|s| s.resample(&grid));
+        let voxels = match on_grid.next() {
+            Some(first) => on_grid
+                .try_fold(first, |union, s| union.union(&s))?
+                .voxel_indices(),
+            None => Vec::new(),
+        };
         if voxels.is_empty() {
             return Err(Error::Empty {
                 what: "dose rows".into(),

@@ -90,8 +90,8 @@ impl FluenceMapSpec {
                 format!(
                     "value {} at row {}, column {} must be finite and non-negative",
                     values[n],
-                    n / n_cols.max(1),
-                    n % n_cols.max(1)
+                    n / n_cols,
+                    n % n_cols
                 ),
             ));
         }

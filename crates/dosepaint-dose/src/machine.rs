@@ -197,7 +197,7 @@ impl Machine {
         };
         let sad = m.params.sad_mm;
         let field = Field::square(REFERENCE_FIELD_MM);
-        let dmax = m.depth_of_maximum_for(field, sad);
+        let dmax = m.depth_of_maximum(field, sad);
         let d = m.water_dose(field, sad, dmax, [0.0, 0.0]);
         if !(d.is_finite() && d > 0.0) {
             return Err(Error::invalid(
@@ -320,11 +320,7 @@ impl Machine {
     /// Depth of maximum (mm) of a field at `ssd_mm` on the central axis,
     /// located to 0.01 mm.
     pub fn depth_of_maximum(&self, field: Field, ssd_mm: f64) -> f64 {
-        self.depth_of_maximum_for(field, ssd_mm)
-    }
-
-    fn depth_of_maximum_for(&self, field: Field, ssd: f64) -> f64 {
-        let f = |z: f64| self.water_dose(field, ssd, z, [0.0, 0.0]);
+        let f = |z: f64| self.water_dose(field, ssd_mm, z, [0.0, 0.0]);
         // Coarse scan at 0.5 mm over 0..100 mm, then golden section.
         let mut best = 0.0;
         let mut best_v = f64::NEG_INFINITY;
@@ -362,7 +358,7 @@ impl Machine {
     /// Percentage depth dose (percent of the central-axis maximum) of a field
     /// at `ssd_mm`, at each depth in `depths_mm`.
     pub fn pdd(&self, field: Field, ssd_mm: f64, depths_mm: &[f64]) -> Vec<f64> {
-        let dmax = self.depth_of_maximum_for(field, ssd_mm);
+        let dmax = self.depth_of_maximum(field, ssd_mm);
         let dm = self.water_dose(field, ssd_mm, dmax, [0.0, 0.0]);
         depths_mm
             .iter()

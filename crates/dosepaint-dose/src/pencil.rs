@@ -248,25 +248,42 @@ impl PencilBeam {
     }
 
     /// Computes the columns of `batch` (beamlets of one leaf pair, columns
-    /// ascending) in one pass over the voxels.
-    fn compute_batch(&self, batch: Range<usize>, emit: &mut ColumnSink<'_>) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
+    /// ascending) in one pass over the voxels, into `scratch.cols[..n]`
+    /// (rows ascending, thresholded). The scratch buffers keep their
+    /// allocations between calls.
+    fn compute_batch(&self, batch: Range<usize>, scratch: &mut BatchScratch) {
+        let n = batch.len();
+        let BatchScratch {
+            slot,
+            cols,
+            vmax,
+            edges,
+        } = scratch;
+        if cols.len() < n {
+            cols.resize_with(n, BeamletColumn::default);
+        }
+        let cols = &mut cols[..n];
+        for col in cols.iter_mut() {
+            col.clear();
+        }
+        if n == 0 {
+            return;
         }
         let first = batch.start - self.range.start;
-        let n = batch.len();
         let leaf_row = self.rc[first].0;
         debug_assert!(self.rc[first..first + n].iter().all(|p| p.0 == leaf_row));
         let cmin = self.rc[first].1;
         let cmax = self.rc[first + n - 1].1;
         let span = (cmax - cmin + 1) as usize;
-        let mut slot = vec![u32::MAX; span];
+        slot.clear();
+        slot.resize(span, u32::MAX);
         for i in 0..n {
             slot[(self.rc[first + i].1 - cmin) as usize] = i as u32;
         }
-        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); n];
-        let mut vals: Vec<Vec<f32>> = vec![Vec::new(); n];
-        let mut vmax = vec![0.0f32; n];
+        vmax.clear();
+        vmax.resize(n, 0.0);
+        edges.clear();
+        edges.resize(span + 1, [0.0; N_COMPONENTS]);
         let erf = ErfTable::get();
         let cy = self.gy0 + leaf_row as f32 * self.h;
         let (w, hy) = (self.w, 0.5 * self.h);
@@ -275,7 +292,6 @@ impl PencilBeam {
         let c = self.cutoff;
         let finite = c.is_finite();
         let (fmin, fmax) = (cmin as f32, cmax as f32);
-        let mut edges = vec![[0.0f32; N_COMPONENTS]; span + 1];
         for e in 0..self.row.len() {
             let dy = self.y[e] - cy;
             if dy.abs() > c {
@@ -330,16 +346,16 @@ impl PencilBeam {
                 let v = 0.25 * v;
                 if v > 0.0 {
                     let s = s as usize;
-                    rows[s].push(r);
-                    vals[s].push(v);
+                    cols[s].rows.push(r);
+                    cols[s].values.push(v);
                     vmax[s] = vmax[s].max(v);
                 }
             }
         }
-        for i in 0..n {
-            let cut = self.threshold * vmax[i];
+        for (col, &m) in cols.iter_mut().zip(vmax.iter()) {
+            let cut = self.threshold * m;
             if cut > 0.0 {
-                let (r, v) = (&mut rows[i], &mut vals[i]);
+                let (r, v) = (&mut col.rows, &mut col.values);
                 let mut kept = 0;
                 for t in 0..r.len() {
                     if v[t] >= cut {
@@ -351,9 +367,59 @@ impl PencilBeam {
                 r.truncate(kept);
                 v.truncate(kept);
             }
-            emit(batch.start + i, &rows[i], &vals[i])?;
         }
-        Ok(())
+    }
+}
+
+/// The buffers of [`PencilBeam::compute_batch`]: one column per beamlet of
+/// the leaf pair, the column -> beamlet slot map, the running maxima and
+/// the erf values at the bixel edges.
+#[derive(Default)]
+struct BatchScratch {
+    slot: Vec<u32>,
+    cols: Vec<BeamletColumn>,
+    vmax: Vec<f32>,
+    edges: Vec<[f32; N_COMPONENTS]>,
+}
+
+/// The erf values at the pixel edges of a fluence map for one voxel at a
+/// time, each computed on first use: an entry is valid when its stamp is
+/// the current voxel's.
+struct EdgeMemo {
+    stamp: Vec<u32>,
+    erf: Vec<[f32; N_COMPONENTS]>,
+    now: u32,
+}
+
+impl EdgeMemo {
+    fn new(n_edges: usize) -> Self {
+        Self {
+            stamp: vec![0; n_edges],
+            erf: vec![[0.0; N_COMPONENTS]; n_edges],
+            now: 0,
+        }
+    }
+
+    /// Invalidates every entry.
+    fn next_voxel(&mut self) {
+        self.now = self.now.wrapping_add(1);
+        if self.now == 0 {
+            self.stamp.fill(0);
+            self.now = 1;
+        }
+    }
+
+    #[inline]
+    fn get(
+        &mut self,
+        n: usize,
+        compute: impl FnOnce(usize) -> [f32; N_COMPONENTS],
+    ) -> [f32; N_COMPONENTS] {
+        if self.stamp[n] != self.now {
+            self.stamp[n] = self.now;
+            self.erf[n] = compute(n);
+        }
+        self.erf[n]
     }
 }
 
@@ -376,12 +442,15 @@ impl PreparedBeam for PencilBeam {
                 ),
             ));
         }
-        out.clear();
-        self.compute_batch(beamlet..beamlet + 1, &mut |_, r, v| {
-            out.rows.extend_from_slice(r);
-            out.values.extend_from_slice(v);
-            Ok(())
-        })
+        // Compute straight into `out`, so that a reused column keeps its
+        // allocation.
+        let mut scratch = BatchScratch {
+            cols: vec![std::mem::take(out)],
+            ..BatchScratch::default()
+        };
+        self.compute_batch(beamlet..beamlet + 1, &mut scratch);
+        *out = scratch.cols.swap_remove(0);
+        Ok(())
     }
 
     fn column_batches(&self) -> Vec<Range<usize>> {
@@ -398,8 +467,13 @@ impl PreparedBeam for PencilBeam {
                 ),
             ));
         }
+        let mut scratch = BatchScratch::default();
         for run in self.leaf_pair_runs(batch) {
-            self.compute_batch(run, emit)?;
+            let (start, n) = (run.start, run.len());
+            self.compute_batch(run, &mut scratch);
+            for (i, col) in scratch.cols[..n].iter().enumerate() {
+                emit(start + i, &col.rows, &col.values)?;
+            }
         }
         Ok(())
     }
@@ -417,59 +491,73 @@ impl PreparedBeam for PencilBeam {
         let (ncol, nrow) = (fluence.n_cols(), fluence.n_rows());
         let vals = fluence.values();
         let cutoff = f64::from(self.cutoff);
+        // The erf values at a pixel edge depend on the voxel and the edge
+        // only: each is computed once per voxel (not once per map row) and
+        // the y factors only for rows that hold fluence.
         let per_voxel: Vec<f64> = (0..self.row.len())
             .into_par_iter()
-            .map(|e| {
-                let (x, y) = (f64::from(self.x[e]), f64::from(self.y[e]));
-                let amp = self.amp[e];
-                let inv = self.inv[e];
-                let mut acc = [0.0f64; N_COMPONENTS];
-                for jr in 0..nrow {
-                    let yc = y0 + jr as f64 * pdy;
-                    let dy = yc - y;
-                    // Pixel columns whose centres lie within the cut-off circle.
-                    let (c_lo, c_hi) = if cutoff.is_finite() {
-                        if dy.abs() > cutoff {
-                            continue;
-                        }
-                        let hc = (cutoff * cutoff - dy * dy).sqrt();
-                        let lo = ((x - hc - x0) / pdx).ceil().max(0.0);
-                        let hi = ((x + hc - x0) / pdx).floor().min(ncol as f64 - 1.0);
-                        if hi < lo {
-                            continue;
-                        }
-                        (lo as usize, hi as usize)
-                    } else {
-                        (0, ncol - 1)
+            .map_init(
+                || EdgeMemo::new(ncol + 1),
+                |memo, e| {
+                    let (x, y) = (f64::from(self.x[e]), f64::from(self.y[e]));
+                    let amp = self.amp[e];
+                    let inv = self.inv[e];
+                    memo.next_voxel();
+                    // erf at the left edge of pixel column `n` (n = ncol: the
+                    // right edge of the last column).
+                    let edge_erf = |n: usize| {
+                        let xe = (x0 + (n as f64 - 0.5) * pdx - x) as f32;
+                        inv.map(|s| erf.erf(xe * s))
                     };
-                    let line = &vals[jr * ncol..(jr + 1) * ncol];
-                    let (ya, yb) = ((dy - 0.5 * pdy) as f32, (dy + 0.5 * pdy) as f32);
-                    let mut fy = [0.0f32; N_COMPONENTS];
-                    for k in 0..N_COMPONENTS {
-                        fy[k] = erf.half_diff(ya * inv[k], yb * inv[k]);
-                    }
-                    let mut c = c_lo;
-                    while c <= c_hi {
-                        let v = line[c];
-                        let mut end = c;
-                        while end < c_hi && line[end + 1].to_bits() == v.to_bits() {
-                            end += 1;
-                        }
-                        if v > 0.0 {
-                            let xa = (x0 + (c as f64 - 0.5) * pdx - x) as f32;
-                            let xb = (x0 + (end as f64 + 0.5) * pdx - x) as f32;
-                            for k in 0..N_COMPONENTS {
-                                if amp[k] != 0.0 {
-                                    let fx = erf.half_diff(xa * inv[k], xb * inv[k]);
-                                    acc[k] += v * f64::from(fx) * f64::from(fy[k]);
+                    let mut acc = [0.0f64; N_COMPONENTS];
+                    for jr in 0..nrow {
+                        let yc = y0 + jr as f64 * pdy;
+                        let dy = yc - y;
+                        // Pixel columns whose centres lie within the cut-off circle.
+                        let (c_lo, c_hi) = if cutoff.is_finite() {
+                            if dy.abs() > cutoff {
+                                continue;
+                            }
+                            let hc = (cutoff * cutoff - dy * dy).sqrt();
+                            let lo = ((x - hc - x0) / pdx).ceil().max(0.0);
+                            let hi = ((x + hc - x0) / pdx).floor().min(ncol as f64 - 1.0);
+                            if hi < lo {
+                                continue;
+                            }
+                            (lo as usize, hi as usize)
+                        } else {
+                            (0, ncol - 1)
+                        };
+                        let line = &vals[jr * ncol..(jr + 1) * ncol];
+                        let mut fy: Option<[f32; N_COMPONENTS]> = None;
+                        let mut c = c_lo;
+                        while c <= c_hi {
+                            let v = line[c];
+                            let mut end = c;
+                            while end < c_hi && line[end + 1].to_bits() == v.to_bits() {
+                                end += 1;
+                            }
+                            if v > 0.0 {
+                                let fy = *fy.get_or_insert_with(|| {
+                                    let (ya, yb) =
+                                        ((dy - 0.5 * pdy) as f32, (dy + 0.5 * pdy) as f32);
+                                    inv.map(|s| erf.half_diff(ya * s, yb * s))
+                                });
+                                let ea = memo.get(c, edge_erf);
+                                let eb = memo.get(end + 1, edge_erf);
+                                for k in 0..N_COMPONENTS {
+                                    if amp[k] != 0.0 {
+                                        let fx = 0.5 * (eb[k] - ea[k]);
+                                        acc[k] += v * f64::from(fx) * f64::from(fy[k]);
+                                    }
                                 }
                             }
+                            c = end + 1;
                         }
-                        c = end + 1;
                     }
-                }
-                (0..N_COMPONENTS).map(|k| f64::from(amp[k]) * acc[k]).sum()
-            })
+                    (0..N_COMPONENTS).map(|k| f64::from(amp[k]) * acc[k]).sum()
+                },
+            )
             .collect();
         for (e, v) in per_voxel.into_iter().enumerate() {
             dose[self.row[e] as usize] += v;
@@ -512,6 +600,12 @@ impl RayGrid {
         step: f64,
         dr: f64,
     ) -> Self {
+        // Samples on a lattice fixed to the beam (lateral multiples of `step`
+        // from the central axis, multiples of `dr` from the source), so a
+        // voxel's depth does not depend on which other voxels are prepared
+        // (the dose rows, the lateral cut-off).
+        let anchor = |v: f64, s: f64| (v / s).floor() * s;
+        let (x0, y0, r0) = (anchor(x0, step), anchor(y0, step), anchor(r0, dr));
         let nx = ((x1 - x0) / step).ceil() as usize + 2;
         let ny = ((y1 - y0) / step).ceil() as usize + 2;
         let ns = ((r1 - r0) / dr).ceil() as usize + 2;

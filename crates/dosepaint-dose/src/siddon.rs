@@ -58,7 +58,6 @@ pub(crate) fn traverse(
             t_next[c] = (idx[c] as f64 - ia[c]) / d[c];
         }
     }
-    let (nx, ny) = (dims[0], dims[1]);
     let mut t = t_in;
     loop {
         let c = if t_next[0] <= t_next[1] && t_next[0] <= t_next[2] {
@@ -70,7 +69,7 @@ pub(crate) fn traverse(
         };
         let t_end = t_next[c].min(t_out);
         if t_end > t {
-            let lin = (idx[2] as usize * ny + idx[1] as usize) * nx + idx[0] as usize;
+            let lin = grid.linear_index(idx.map(|v| v as usize));
             visit(t, t_end, values[lin]);
         }
         if t_end >= t_out {

@@ -593,3 +593,155 @@ fn fluence_maps_are_validated_and_serialise() {
     assert!((options.lateral_cutoff_mm - 30.0).abs() < 1e-12);
     assert!((options.relative_threshold - 1e-4).abs() < 1e-12);
 }
+
+#[test]
+fn columns_honour_the_cutoff_the_threshold_and_row_order() {
+    // `PencilBeamOptions`: a column holds only voxels whose projection lies
+    // within the lateral cut-off of the beamlet's centre, entries below
+    // `relative_threshold` x the column's maximum are dropped, rows ascend;
+    // what is kept is the exact model's value.
+    let (grid, patient) = water_cube(40.0, 4.0);
+    let beams = gantry_beams(&[30.0]);
+    let layout = open_field_layout(30.0, 20.0, 5.0, 5.0).unwrap();
+    let rows = DoseRows::all(grid.clone()).unwrap();
+    let (cutoff, threshold) = (12.0, 0.02);
+    let cut = PencilBeamEngine::new(
+        Machine::generic_6mv(),
+        PencilBeamOptions {
+            lateral_cutoff_mm: cutoff,
+            relative_threshold: threshold,
+            ..PencilBeamOptions::default()
+        },
+    )
+    .unwrap()
+    .prepare(&patient, &rows, &layout, 0, &beams[0])
+    .unwrap();
+    let exact = PencilBeamEngine::new(Machine::generic_6mv(), PencilBeamOptions::exact())
+        .unwrap()
+        .prepare(&patient, &rows, &layout, 0, &beams[0])
+        .unwrap();
+    let geometry = beams[0].geometry(PatientPosition::HFS).unwrap();
+    let bev = |row: u32| {
+        let p = grid.voxel_center(grid.voxel_index(rows.voxels()[row as usize] as usize));
+        geometry.project(p).unwrap().0
+    };
+    let (mut col, mut full) = (BeamletColumn::default(), BeamletColumn::default());
+    let mut dropped_by_cutoff = 0;
+    for j in layout.beam_range(0) {
+        cut.column(j, &mut col).unwrap();
+        exact.column(j, &mut full).unwrap();
+        assert!(!col.rows.is_empty(), "beamlet {j}");
+        assert!(col.rows.windows(2).all(|w| w[0] < w[1]), "beamlet {j}");
+        let vmax = col.values.iter().copied().fold(0.0f32, f32::max);
+        assert!(col.values.iter().all(|&v| v >= threshold as f32 * vmax));
+        let c = layout.center_mm(j);
+        let dist = |row: u32| {
+            let [x, y] = bev(row);
+            (x - c[0]).hypot(y - c[1])
+        };
+        // Kept entries: inside the cut-off, with the exact model's value
+        // (the radiological depths are sampled on the same beam-fixed ray
+        // lattice whatever the cut-off).
+        for (r, v) in col.rows.iter().zip(&col.values) {
+            assert!(dist(*r) <= cutoff + 1e-3, "beamlet {j}, row {r}");
+            let n = full.rows.binary_search(r).expect("row of the exact column");
+            let e = full.values[n];
+            assert!((v - e).abs() <= 1e-6 * e, "{v} vs {e}");
+        }
+        // Dropped entries: beyond the cut-off or below the threshold.
+        for (r, v) in full.rows.iter().zip(&full.values) {
+            if col.rows.binary_search(r).is_err() {
+                let d = dist(*r);
+                if d > cutoff + 1e-3 {
+                    dropped_by_cutoff += 1;
+                } else {
+                    assert!(
+                        d > cutoff - 1e-3 || *v < threshold as f32 * vmax,
+                        "beamlet {j}, row {r}: {v} at {d} mm dropped"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        dropped_by_cutoff > 0,
+        "the cut-off must bite in this set-up"
+    );
+}
+
+#[test]
+fn dose_rows_inside_structures_are_their_union() {
+    let (grid, _) = water_cube(20.0, 4.0);
+    let a = sphere(&grid, [-8.0, 0.0, 0.0], 7.0);
+    let b = sphere(&grid, [8.0, 0.0, 0.0], 7.0);
+    let rows = DoseRows::inside_structures(grid.clone(), &[&a, &b]).unwrap();
+    let expected: Vec<u32> = (0..grid.n_voxels() as u32)
+        .filter(|&n| a.mask().as_slice()[n as usize] || b.mask().as_slice()[n as usize])
+        .collect();
+    assert!(a.voxel_count() > 0 && b.voxel_count() > 0);
+    assert!(a.intersection(&b).unwrap().is_empty());
+    assert_eq!(rows.voxels(), expected.as_slice());
+    assert_eq!(rows.len(), a.voxel_count() + b.voxel_count());
+    // Structures on a finer grid are resampled (nearest) onto the dose grid.
+    let fine = Grid::new([20, 20, 20], [2.0; 3], [-19.0; 3]).unwrap();
+    let a_fine = sphere(&fine, [-8.0, 0.0, 0.0], 7.0);
+    let coarse = DoseRows::inside_structures(grid.clone(), &[&a_fine]).unwrap();
+    assert_eq!(
+        coarse.voxels(),
+        a_fine.resample(&grid).voxel_indices().as_slice()
+    );
+    // No structure, or only empty ones: a clear error.
+    let none = Structure::new(
+        "Empty",
+        StructureRole::Target,
+        Volume::filled(grid.clone(), false),
+    )
+    .unwrap();
+    for list in [vec![], vec![&none]] {
+        let e = DoseRows::inside_structures(grid.clone(), &list).unwrap_err();
+        assert!(matches!(e, Error::Empty { .. }), "{e}");
+    }
+}
+
+#[test]
+fn a_voxels_depth_does_not_depend_on_the_other_rows() {
+    // The radiological depth of a voxel comes from rays on a lattice fixed
+    // to the beam, so computing dose in the whole cube or only in a small
+    // sphere gives the same depth (and hence the same dose) in the sphere.
+    let (grid, _) = water_cube(40.0, 4.0);
+    // A heterogeneous patient: a low-density slab, so depths vary laterally.
+    let g2 = grid.clone();
+    let density = Volume::from_fn(grid.clone(), move |v| {
+        let p = g2.voxel_center(v);
+        if p[0] > 3.0 && p[1] < -5.0 {
+            0.25f32
+        } else {
+            1.0
+        }
+    });
+    let patient = PatientModel::from_density(density, PatientPosition::HFS).unwrap();
+    let beams = gantry_beams(&[20.0]);
+    let layout = open_field_layout(30.0, 30.0, 5.0, 5.0).unwrap();
+    let engine = default_engine();
+    let all = DoseRows::all(grid.clone()).unwrap();
+    let ball = sphere(&grid, [6.0, 4.0, -2.0], 9.0);
+    let few = DoseRows::inside_structures(grid.clone(), &[&ball]).unwrap();
+    let depth_by_voxel = |rows: &DoseRows| -> Vec<(u32, f32)> {
+        let pb = engine
+            .prepare(&patient, rows, &layout, 0, &beams[0])
+            .unwrap();
+        pb.radiological_depths()
+            .into_iter()
+            .map(|(r, z)| (rows.voxels()[r as usize], z))
+            .collect()
+    };
+    let everywhere = depth_by_voxel(&all);
+    let inside = depth_by_voxel(&few);
+    assert!(inside.len() > 20);
+    for (voxel, z) in inside {
+        let n = everywhere
+            .binary_search_by_key(&voxel, |e| e.0)
+            .expect("the voxel is prepared with all rows too");
+        assert_eq!(z.to_bits(), everywhere[n].1.to_bits(), "voxel {voxel}");
+    }
+}

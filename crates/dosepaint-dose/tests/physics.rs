@@ -427,3 +427,48 @@ fn surface_dose_comes_from_electron_contamination() {
     let pdd0 = m.pdd(sq(100.0), SAD, &[0.0])[0];
     assert!((10.0..=30.0).contains(&pdd0));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(6))]
+
+    /// Superposition: the direct dose of a fluence map is the sum of the
+    /// doses of its pixels, each as a one-pixel map (the map's runs of
+    /// equal pixels are merged, and the cut-off is applied per pixel centre).
+    #[test]
+    fn fluence_dose_is_the_sum_of_its_pixels(
+        levels in proptest::collection::vec(0usize..4, 30),
+        cutoff in proptest::prop_oneof![proptest::strategy::Just(f64::INFINITY), 15.0f64..40.0],
+    ) {
+        let patient = slab_phantom(0.0, Some((20.0, 40.0, 0.3)));
+        let g = Grid::new([9, 6, 7], [7.0, 12.0, 7.0], [-28.0, 5.0, -21.0]).unwrap();
+        let rows = DoseRows::all(g).unwrap();
+        let beam = ap_beam(30.0);
+        let layout = open_field_layout(30.0, 20.0, 5.0, 5.0).unwrap();
+        let engine = PencilBeamEngine::new(
+            Machine::generic_6mv(),
+            PencilBeamOptions { lateral_cutoff_mm: cutoff, ..PencilBeamOptions::exact() },
+        )
+        .unwrap();
+        let pb = engine.prepare(&patient, &rows, &layout, 0, &beam).unwrap();
+        // 6 x 5 pixels of 4 x 3 mm; few levels so that neighbours repeat.
+        let (x0, y0, dx, dy, nc, nr) = (-9.0, -5.0, 4.0, 3.0, 6, 5);
+        let values: Vec<f64> = levels.iter().map(|&l| [0.0, 0.5, 1.0, 1.7][l]).collect();
+        let map = FluenceMap::new(x0, y0, dx, dy, nc, nr, values.clone()).unwrap();
+        let mut whole = vec![0.0; rows.len()];
+        pb.fluence_dose(&map, &mut whole).unwrap();
+        let mut parts = vec![0.0; rows.len()];
+        for (n, &v) in values.iter().enumerate() {
+            let (r, c) = (n / nc, n % nc);
+            let pixel = FluenceMap::new(
+                x0 + c as f64 * dx, y0 + r as f64 * dy, dx, dy, 1, 1, vec![v],
+            )
+            .unwrap();
+            pb.fluence_dose(&pixel, &mut parts).unwrap();
+        }
+        let max = parts.iter().copied().fold(0.0, f64::max);
+        proptest::prop_assert!(max > 0.0 || values.iter().all(|&v| v <= 0.0));
+        for (a, b) in whole.iter().zip(&parts) {
+            proptest::prop_assert!((a - b).abs() <= 1e-5 * max, "{} vs {}", a, b);
+        }
+    }
+}

@@ -76,6 +76,7 @@ pub(crate) fn nonempty_structure(
 }
 
 /// Centroid (LPS, mm) of a structure's voxel centres; `None` if empty.
+/// The same as core's [`Structure::centroid_mm`], kept for existing callers.
 pub fn centroid_mm(s: &Structure) -> Option<PointMm> {
     s.centroid_mm()
 }

@@ -5,8 +5,8 @@ use dosepaint_core::{PatientPosition, PointMm, Structure, StructureRole, Volume}
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::{
-    centered_grid, centroid_mm, check_spacing, coplanar_beams, ellipse_xy, ellipsoid,
-    equispaced_angles, nonempty_structure,
+    centered_grid, check_spacing, coplanar_beams, ellipse_xy, ellipsoid, equispaced_angles,
+    nonempty_structure,
 };
 use crate::{
     DoseGoal, Error, FunctionalImages, GoalKind, GoalMetric, ImageKind, PaintingIntent, Phantom,
@@ -348,27 +348,28 @@ fn noise_model(kind: ImageKind) -> (f64, f64) {
 /// - `Body` (external): elliptic neck, semi-axes 72 (left-right) x 68
 ///   (anterior-posterior) mm, centred at y = 5, along the whole grid; a 6 mm
 ///   subcutaneous fat layer (-90 HU) over muscle/soft tissue (40 HU).
-/// - Bone (not a structure except the mandible): vertebral body at
-///   y = 30 (cortex 1000 HU, marrow 700 HU), lamina ring (900 HU) around the
-///   spinal canal (CSF, 10 HU) centred at y = 47; `Mandible` (organ at risk,
-///   1000 HU), a 7 mm U-shaped arch anterior of y = 0 above z = 15.
+/// - Bone (not a structure except the mandible): vertebral body, an
+///   ellipse of semi-axes 15 x 9 mm at y = 25 (cortex 1000 HU, marrow
+///   700 HU), lamina ring (900 HU, radius 7-11 mm) around the spinal canal
+///   (CSF, 10 HU) centred at y = 42; `Mandible` (organ at risk, 1000 HU), a
+///   7 mm U-shaped arch anterior of y = 0 above z = 15.
 /// - Air (-1000 HU): the pharyngeal airway (ellipse at x = 6, y = -12, all
 ///   slices) and the oral cavity (ellipsoid at y = -30, z = 55).
 /// - `GTV` (target, 55 HU): a right-sided oropharyngeal tumour, the union of
 ///   two ellipsoids (about 20 cm^3), minus air and bone.
-/// - `Hypoxic` (target): an ellipsoid of semi-axes 9 x 8 x 10 mm inside the
-///   GTV, centred at (-17, 8, 11) mm.
+/// - `Hypoxic` (target): an ellipsoid of semi-axes 11 x 9 x 12 mm centred
+///   at (-13, 8, 11) mm, inside the GTV (about a quarter of it).
 /// - `PTV` (target) = GTV dilated by `ptv_margin_mm` (core
 ///   [`Structure::dilate`]), cropped to the body.
-/// - `SpinalCord` (organ at risk, 35 HU): radius 4.5 mm at y = 47, about
-///   15 mm posterior of the PTV.
+/// - `SpinalCord` (organ at risk, 35 HU): radius 4.5 mm at y = 42, about
+///   18 mm posterior of the PTV.
 /// - `Parotid_R`, `Parotid_L` (organs at risk, -10 HU): ellipsoids of
-///   semi-axes 11 x 13 x 20 mm at x = -52 / +52, y = 22, z = 35; the right
-///   one a centimetre from the PTV, the left one about 3 cm away.
+///   semi-axes 13 x 15 x 22 mm at x = -50 / +50, y = 22, z = 35; the right
+///   one about 8 mm from the PTV, the left one about 34 mm away.
 ///
 /// Functional images (all on the CT grid, blurred by the scanner's
 /// resolution and with seeded noise, see [`HeadNeckParams`]):
-/// FDG SUV (tissue 0.4-1.8, tumour 6 +- 1.8 with a random texture, rising
+/// FDG SUV (tissue 0.4-1.8, tumour 6.5 +- 1.8 with a random texture, rising
 /// towards the hypoxic core, SUVmax about 10 after blur), FMISO TBR (tissue
 /// 0.4-1.1, normoxic tumour 1.15, hypoxic core up to 2.5), FLT SUV (tumour
 /// 4.5, hypoxic core 2.5, vertebral marrow 7) and ADC (tumour about
@@ -482,7 +483,9 @@ pub fn head_neck_with(params: &HeadNeckParams) -> Result<Phantom> {
     )?;
 
     let images = synthetic_images(&tissue, params)?;
-    let isocenter = centroid_mm(&ptv).ok_or_else(|| Error::invalid("PTV", "is empty"))?;
+    let isocenter = ptv
+        .centroid_mm()
+        .ok_or_else(|| Error::invalid("PTV", "is empty"))?;
     let beams = coplanar_beams(&equispaced_angles(params.n_beams), isocenter)?;
     let structures: Vec<Structure> = vec![
         body, ptv, gtv, hypoxic, cord, parotid_l, parotid_r, mandible,

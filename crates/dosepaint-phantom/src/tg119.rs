@@ -4,8 +4,7 @@
 use dosepaint_core::{PatientPosition, PointMm, StructureRole, Volume};
 
 use crate::geometry::{
-    centered_grid, centroid_mm, check_spacing, coplanar_beams, equispaced_angles, mask_from,
-    nonempty_structure,
+    centered_grid, check_spacing, coplanar_beams, equispaced_angles, mask_from, nonempty_structure,
 };
 use crate::{
     DoseGoal, Error, FunctionalImages, GoalKind, GoalMetric, Phantom, PrescriptionIntent, Result,
@@ -110,7 +109,9 @@ pub fn tg119_with_spacing(spacing_mm: [f64; 3]) -> Result<Phantom> {
     let body = nonempty_structure(NAME, "Body", StructureRole::External, body)?;
     let ptv = nonempty_structure(NAME, "PTV", StructureRole::Target, ptv)?;
     let core = nonempty_structure(NAME, "Core", StructureRole::OrganAtRisk, core)?;
-    let isocenter = centroid_mm(&ptv).ok_or_else(|| Error::invalid("PTV", "is empty"))?;
+    let isocenter = ptv
+        .centroid_mm()
+        .ok_or_else(|| Error::invalid("PTV", "is empty"))?;
     let beams = coplanar_beams(&equispaced_angles(9), isocenter)?;
 
     let source = "AAPM TG-119 (Ezzell et al., Med Phys 36:5359, 2009); \

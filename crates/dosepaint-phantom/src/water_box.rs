@@ -4,8 +4,7 @@ use dosepaint_core::{PatientPosition, PointMm, StructureRole};
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::{
-    centered_grid, centroid_mm, check_spacing, coplanar_beams, ellipsoid, mask_from,
-    nonempty_structure,
+    centered_grid, check_spacing, coplanar_beams, ellipsoid, mask_from, nonempty_structure,
 };
 use crate::{
     DoseGoal, Error, FunctionalImages, GoalKind, GoalMetric, Phantom, PrescriptionIntent, Result,
@@ -178,7 +177,9 @@ pub fn water_box(params: &WaterBoxParams) -> Result<Phantom> {
     let ct = body.map(|&b| if b { 0.0f32 } else { -1000.0 });
     let body = nonempty_structure(NAME, "Body", StructureRole::External, body)?;
     let ptv = nonempty_structure(NAME, "PTV", StructureRole::Target, target)?;
-    let isocenter = centroid_mm(&ptv).ok_or_else(|| Error::invalid("PTV", "is empty"))?;
+    let isocenter = ptv
+        .centroid_mm()
+        .ok_or_else(|| Error::invalid("PTV", "is empty"))?;
     let beams = coplanar_beams(&params.beam_angles_deg, isocenter)?;
     Ok(Phantom {
         name: NAME.to_string(),

@@ -481,3 +481,50 @@ fn errors_are_named() {
         Err(e) => panic!("unexpected {e}"),
     }
 }
+
+#[test]
+fn bad_painting_intents_are_refused_by_name() {
+    // Each documented error of `head_neck_reference_prescription` on an
+    // intent edited after the build (the fields are public).
+    let base = head_neck_with_spacing([5.0; 3]).unwrap();
+    let with = |edit: &dyn Fn(&mut Phantom)| {
+        let mut p = base.clone();
+        edit(&mut p);
+        head_neck_reference_prescription(&p).unwrap_err()
+    };
+    fn painting(p: &mut Phantom) -> &mut dosepaint_phantom::PaintingIntent {
+        p.intent.painting.as_mut().unwrap()
+    }
+    // An inverted or empty image window.
+    for (lo, hi) in [(2.0, 1.3), (1.3, 1.3), (f64::NAN, 2.0)] {
+        let e = with(&|p| {
+            let w = painting(p);
+            (w.image_low, w.image_high) = (lo, hi);
+        });
+        assert!(
+            matches!(e, Error::InvalidParameter { .. }) && e.to_string().contains("window"),
+            "{e}"
+        );
+    }
+    // A dose range that is not 0 < low <= high.
+    for (lo, hi) in [(0.0, 84.0), (84.0, 70.0), (70.0, f64::INFINITY)] {
+        let e = with(&|p| {
+            let w = painting(p);
+            (w.dose_low_gy, w.dose_high_gy) = (lo, hi);
+        });
+        assert!(e.to_string().contains("dose range"), "{e}");
+    }
+    // A base dose that is not positive.
+    for d in [0.0, -70.0, f64::NAN] {
+        let e = with(&|p| p.intent.base_dose_gy = d);
+        assert!(e.to_string().contains("base_dose_gy"), "{e}");
+    }
+    // Unknown target or painted region: the error lists the structures.
+    let e = with(&|p| p.intent.target = "CTV".into());
+    assert!(
+        matches!(e, Error::UnknownStructure { .. }) && e.to_string().contains("PTV"),
+        "{e}"
+    );
+    let e = with(&|p| painting(p).region = "GTV2".into());
+    assert!(matches!(e, Error::UnknownStructure { .. }), "{e}");
+}
