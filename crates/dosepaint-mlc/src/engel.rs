@@ -235,6 +235,9 @@ fn engel_constrained(
     let budget = if windows.is_some() { &WINDOWS } else { &FAST };
     let mut segs = Vec::new();
     let mut spent = 0usize;
+    // Per-step buffers: row complexities, and the residual after the step.
+    let mut crow = vec![0i64; m];
+    let mut next = res.clone();
     while t > 0 {
         let tries_max = if spent >= budget.per_map {
             budget.tries_after
@@ -243,9 +246,9 @@ fn engel_constrained(
         };
         let win_seg = windows.as_mut().map(|w| w.segment(ctx, &res));
         let u_min = win_seg.as_ref().map_or(0, |s| i64::from(s.weight));
-        let crow: Vec<i64> = (0..m)
-            .map(|i| complexity(&res[i * n..(i + 1) * n]))
-            .collect();
+        for (i, c) in crow.iter_mut().enumerate() {
+            *c = complexity(&res[i * n..(i + 1) * n]);
+        }
         let rmax = res.iter().copied().max().unwrap_or(0);
         let mut accepted = None;
         let mut tries = 0;
@@ -264,51 +267,44 @@ fn engel_constrained(
             let Some(pick) = choose(ctx, &res, u, &cands) else {
                 continue;
             };
-            let mut next = res.clone();
             let mut seg = Segment {
                 left: vec![0; m],
                 right: vec![0; m],
                 weight: u as u32,
             };
             for (i, &k) in pick.iter().enumerate() {
-                let cd = cands[i][k];
-                seg.left[i] = cd.l;
-                seg.right[i] = cd.r;
-                for j in cd.l..cd.r {
-                    next[i * n + j] -= u;
-                }
+                seg.left[i] = cands[i][k].l;
+                seg.right[i] = cands[i][k].r;
             }
             if seg.is_closed() {
                 continue;
             }
+            subtract(&mut next, &res, &seg, n);
             let t_next = sweep_time(ctx, &next);
             if t_next <= t - u {
-                accepted = Some((seg, next, t_next));
+                accepted = Some((seg, t_next));
                 break;
             }
         }
-        let (mut seg, next, t_next) = accepted.unwrap_or_else(|| {
+        let (mut seg, t_next) = if let Some(a) = accepted {
+            a
+        } else {
             let seg = win_seg.unwrap_or_else(|| {
                 sweep_segments(ctx, &res, true)
                     .pop()
                     .expect("a non-zero residual has a first sweep segment")
             });
-            let mut next = res.clone();
-            for i in 0..m {
-                for j in seg.left[i]..seg.right[i].max(seg.left[i]) {
-                    next[i * n + j] -= i64::from(seg.weight);
-                }
-            }
+            subtract(&mut next, &res, &seg, n);
             // With windows the next load computes the time.
             let t_next = if windows.is_some() {
                 0
             } else {
                 sweep_time(ctx, &next)
             };
-            (seg, next, t_next)
-        });
+            (seg, t_next)
+        };
         place_closed(&mut seg, n, parking, ctx.icc);
-        res = next;
+        std::mem::swap(&mut res, &mut next);
         let t_next = match windows.as_mut() {
             Some(w) => w.load(ctx, &res),
             None => t_next,
@@ -323,6 +319,18 @@ fn engel_constrained(
         t = t_next;
     }
     segs
+}
+
+/// `next = res - weight * seg` (open columns of each row), without
+/// allocating.
+fn subtract(next: &mut [i64], res: &[i64], seg: &Segment, n: usize) {
+    next.copy_from_slice(res);
+    let u = i64::from(seg.weight);
+    for (i, (&l, &r)) in seg.left.iter().zip(&seg.right).enumerate() {
+        for v in &mut next[i * n + l..i * n + r.max(l)] {
+            *v -= u;
+        }
+    }
 }
 
 pub(crate) fn engel(

@@ -18,6 +18,8 @@
 //! lower bounds column by column (Kamath et al. 2003, 2004 give the same
 //! schedules for the interdigitation and tongue-and-groove cases).
 
+use crate::map::LevelMap;
+use crate::params::LeafConstraints;
 use crate::segment::Segment;
 
 /// What a schedule must respect.
@@ -30,6 +32,22 @@ pub(crate) struct Ctx<'a> {
     pub tg: bool,
 }
 
+impl<'a> Ctx<'a> {
+    /// The constraints `c` on a map whose own levels decide the
+    /// tongue-and-groove nesting.
+    pub fn new(levels: &'a LevelMap, c: LeafConstraints) -> Self {
+        Self {
+            n_rows: levels.n_rows(),
+            n_cols: levels.n_cols(),
+            reference: levels.levels(),
+            icc: !c.interdigitation,
+            tg: c.tongue_and_groove,
+        }
+    }
+}
+
+/// Uncover (`tr`) and cover (`tl`) times of every bixel, row-major.
+#[derive(Default)]
 pub(crate) struct Schedule {
     pub tr: Vec<f64>,
     pub tl: Vec<f64>,
@@ -76,9 +94,23 @@ fn relax(ctx: &Ctx, res: &[i64], tr: &mut [f64], i: usize, j: usize) -> bool {
 
 /// The least unidirectional schedule of the residual `res` (levels).
 pub(crate) fn schedule(ctx: &Ctx, res: &[i64], tau: f64) -> Schedule {
+    let mut s = Schedule {
+        tr: Vec::new(),
+        tl: Vec::new(),
+    };
+    schedule_into(ctx, res, tau, &mut s);
+    s
+}
+
+/// [`schedule`] into the buffers of `s` (resized, no allocation once they
+/// are large enough).
+pub(crate) fn schedule_into(ctx: &Ctx, res: &[i64], tau: f64, s: &mut Schedule) {
     let (m, n) = (ctx.n_rows, ctx.n_cols);
-    let mut tr = vec![0.0; m * n];
-    let mut tl = vec![0.0; m * n];
+    let Schedule { tr, tl } = s;
+    tr.clear();
+    tr.resize(m * n, 0.0);
+    tl.clear();
+    tl.resize(m * n, 0.0);
     for j in 0..n {
         for i in 0..m {
             let k = i * n + j;
@@ -93,10 +125,10 @@ pub(crate) fn schedule(ctx: &Ctx, res: &[i64], tau: f64) -> Schedule {
             loop {
                 let mut changed = false;
                 for i in 0..m - 1 {
-                    changed |= relax(ctx, res, &mut tr, i, j);
+                    changed |= relax(ctx, res, tr, i, j);
                 }
                 for i in (0..m - 1).rev() {
-                    changed |= relax(ctx, res, &mut tr, i, j);
+                    changed |= relax(ctx, res, tr, i, j);
                 }
                 if !changed {
                     break;
@@ -114,7 +146,6 @@ pub(crate) fn schedule(ctx: &Ctx, res: &[i64], tau: f64) -> Schedule {
             tl[k] = tr[k] + res[k] as f64;
         }
     }
-    Schedule { tr, tl }
 }
 
 /// Time of the last exposure (levels): max `tl` over bixels with fluence.

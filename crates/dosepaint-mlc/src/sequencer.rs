@@ -69,14 +69,7 @@ impl Sequencer {
     /// # Ok::<(), dosepaint_mlc::Error>(())
     /// ```
     pub fn decompose(&self, levels: &LevelMap) -> Decomposition {
-        let c = self.params.constraints;
-        let ctx = Ctx {
-            n_rows: levels.n_rows(),
-            n_cols: levels.n_cols(),
-            reference: levels.levels(),
-            icc: !c.interdigitation,
-            tg: c.tongue_and_groove,
-        };
+        let ctx = Ctx::new(levels, self.params.constraints);
         let segments = if levels.is_zero() {
             Vec::new()
         } else {
@@ -158,14 +151,7 @@ impl Sequencer {
                 if levels.is_zero() {
                     return Ok(seq);
                 }
-                let c = self.params.constraints;
-                let ctx = Ctx {
-                    n_rows: m,
-                    n_cols: levels.n_cols(),
-                    reference: levels.levels(),
-                    icc: !c.interdigitation,
-                    tg: c.tongue_and_groove,
-                };
+                let ctx = Ctx::new(levels, self.params.constraints);
                 let res: Vec<i64> = levels.levels().iter().map(|&l| i64::from(l)).collect();
                 // Time (in levels) for a leaf to cross one bixel at full speed.
                 let tau = geometry.bixel_width_mm / (v * levels.step());

@@ -40,7 +40,7 @@
 //! schedule.
 
 use crate::engel::row_score;
-use crate::schedule::{Ctx, makespan, schedule};
+use crate::schedule::{Ctx, Schedule, makespan, schedule_into};
 use crate::segment::Segment;
 
 /// A window of one row: times `[a, b)`, aperture `l..r`, and the bounds
@@ -110,6 +110,8 @@ struct Pick {
 /// once they have grown to the map's size).
 #[derive(Default)]
 struct Work {
+    /// The least schedule of the residual as computed (times in levels).
+    sched: Schedule,
     /// Integer least schedule of the residual, row-major.
     tr: Vec<i64>,
     tl: Vec<i64>,
@@ -171,8 +173,9 @@ impl Work {
     /// makespan.
     fn load(&mut self, ctx: &Ctx, res: &[i64]) -> i64 {
         let (m, n) = (ctx.n_rows, ctx.n_cols);
-        let s = schedule(ctx, res, 0.0);
-        let t = makespan(&s, res).round() as i64;
+        schedule_into(ctx, res, 0.0, &mut self.sched);
+        let s = &self.sched;
+        let t = makespan(s, res).round() as i64;
         self.tr.clear();
         self.tr.extend(s.tr.iter().map(|&x| x.round() as i64));
         self.tl.clear();
@@ -665,5 +668,201 @@ impl WindowSearch {
             seg.right[i] = p.r;
         }
         seg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The window search against a brute force that cuts the least schedule
+    //! in every combination of windows and checks the shifted schedule and
+    //! the segment against the constraints directly (not through the pair
+    //! bounds and quadrants of the dynamic program).
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::schedule::sweep_time;
+
+    /// The score of cutting row `i` in window `ks[i]` (every row) with
+    /// weight `u`, if the cut schedule is a feasible schedule of `R - u S`
+    /// and the segment `S` itself respects the constraints; `None` if not.
+    fn brute_check(ctx: &Ctx, res: &[i64], w: &Work, ks: &[usize], u: i64) -> Option<f64> {
+        let (m, n, rf) = (ctx.n_rows, ctx.n_cols, ctx.reference);
+        let (mut tr, mut tl, mut next) = (w.tr.clone(), w.tl.clone(), res.to_vec());
+        let mut score = 0.0;
+        for (i, &k) in ks.iter().enumerate() {
+            let win = w.win[k];
+            for j in i * n..(i + 1) * n {
+                // No breakpoint lies inside the window: those after its
+                // start are at or after its end, and move by u.
+                for x in [&mut tr[j], &mut tl[j]] {
+                    if *x > win.a {
+                        assert!(*x >= win.b);
+                        *x -= u;
+                    }
+                }
+            }
+            for j in win.l..win.r {
+                next[i * n + j] -= u;
+            }
+            if win.l < win.r {
+                score += row_score(&res[i * n..(i + 1) * n], win.l, win.r, u);
+            }
+        }
+        for k in 0..m * n {
+            assert_eq!(tl[k] - tr[k], next[k], "the cut schedule delivers R - uS");
+        }
+        let exposed = |i: usize, j: usize| {
+            let win = w.win[ks[i]];
+            win.l <= j && j < win.r
+        };
+        for i in 0..m.saturating_sub(1) {
+            for j in 0..n {
+                let (a, b) = (i * n + j, (i + 1) * n + j);
+                if ctx.icc && (tr[b] > tl[a] || tr[a] > tl[b]) {
+                    return None;
+                }
+                if ctx.tg {
+                    let nested = |x: usize, y: usize| tr[x] >= tr[y] && tl[x] <= tl[y];
+                    if (rf[a] <= rf[b] && res[a] > 0 && !nested(a, b))
+                        || (rf[b] <= rf[a] && res[b] > 0 && !nested(b, a))
+                        || (rf[a] <= rf[b] && exposed(i, j) && !exposed(i + 1, j))
+                        || (rf[b] <= rf[a] && exposed(i + 1, j) && !exposed(i, j))
+                    {
+                        return None;
+                    }
+                }
+            }
+        }
+        if ctx.icc {
+            let mut last: Option<(usize, usize)> = None;
+            for &k in ks {
+                let win = w.win[k];
+                if win.l < win.r {
+                    if let Some((l, r)) = last
+                        && (win.l > r || l > win.r)
+                    {
+                        return None;
+                    }
+                    last = Some((win.l, win.r));
+                }
+            }
+        }
+        Some(score)
+    }
+
+    /// The best score of a feasible choice that opens at least one row, for
+    /// weight `u`, over every combination of windows of length `>= u`.
+    fn brute_best(ctx: &Ctx, res: &[i64], w: &Work, u: i64) -> Option<f64> {
+        let m = ctx.n_rows;
+        let options: Vec<Vec<usize>> = (0..m)
+            .map(|i| {
+                (w.win_at[i]..w.win_at[i + 1])
+                    .filter(|&k| w.win[k].b - w.win[k].a >= u)
+                    .collect()
+            })
+            .collect();
+        if options.iter().any(Vec::is_empty) {
+            return None;
+        }
+        let mut at = vec![0; m];
+        let mut best: Option<f64> = None;
+        loop {
+            let ks: Vec<usize> = (0..m).map(|i| options[i][at[i]]).collect();
+            let open = ks.iter().any(|&k| w.win[k].l < w.win[k].r);
+            if open
+                && let Some(s) = brute_check(ctx, res, w, &ks, u)
+                && best.is_none_or(|b| s > b)
+            {
+                best = Some(s);
+            }
+            let mut i = 0;
+            while i < m && at[i] + 1 == options[i].len() {
+                at[i] = 0;
+                i += 1;
+            }
+            if i == m {
+                return best;
+            }
+            at[i] += 1;
+        }
+    }
+
+    fn case() -> impl Strategy<Value = (usize, usize, Vec<u32>, bool, bool)> {
+        (1usize..=4, 1usize..=5, 1u32..=6, 0usize..3).prop_flat_map(|(m, n, lmax, c)| {
+            let (icc, tg) = [(true, false), (false, true), (true, true)][c];
+            proptest::collection::vec(0..=lmax, m * n).prop_map(move |v| (m, n, v, icc, tg))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// At every step of a whole decomposition: the dynamic program finds
+        /// a segment for a weight exactly when the brute force does, with
+        /// the brute force's best score (a segment opens at least one row;
+        /// the tolerance covers only the order of the sums); a weight
+        /// that has a choice has one for every smaller weight, and weight 1
+        /// always has one; the search returns the largest such weight from
+        /// any start; the segment keeps `T(R - u S) <= T(R) - u`.
+        #[test]
+        fn window_search_is_exact((m, n, levels, icc, tg) in case()) {
+            let ctx = Ctx { n_rows: m, n_cols: n, reference: &levels, icc, tg };
+            let mut res: Vec<i64> = levels.iter().map(|&l| i64::from(l)).collect();
+            let mut ws = WindowSearch::default();
+            let mut t = ws.load(&ctx, &res);
+            prop_assert_eq!(t, sweep_time(&ctx, &res));
+            while t > 0 {
+                let umax = ws.work.win_max.iter().copied().min().unwrap_or(0);
+                let mut largest = 0;
+                for u in 1..=umax {
+                    let brute = brute_best(&ctx, &res, &ws.work, u);
+                    let found = ws.work.choose(&ctx, &res, u);
+                    prop_assert_eq!(found, brute.is_some(), "u = {}", u);
+                    if found {
+                        prop_assert_eq!(largest, u - 1, "a choice for u = {} but none below", u);
+                        largest = u;
+                        let mut score = 0.0;
+                        let mut ks = Vec::new();
+                        for (i, p) in ws.work.cand_pick.iter().enumerate() {
+                            let row = &res[i * n..(i + 1) * n];
+                            if p.l < p.r {
+                                score += row_score(row, p.l, p.r, u);
+                            }
+                            let k = (ws.work.win_at[i]..ws.work.win_at[i + 1])
+                                .find(|&k| {
+                                    let w = ws.work.win[k];
+                                    (w.l, w.r) == (p.l, p.r) && w.b - w.a >= u
+                                })
+                                .expect("a pick is a window of the row");
+                            ks.push(k);
+                        }
+                        prop_assert!(brute_check(&ctx, &res, &ws.work, &ks, u).is_some());
+                        let best = brute.unwrap_or(f64::NAN);
+                        prop_assert!((score - best).abs() <= 1e-9 * best.abs().max(1.0),
+                            "u = {}: dynamic program {} < brute force {}", u, score, best);
+                    }
+                }
+                prop_assert!(largest >= 1, "no choice of weight 1");
+                for start in [1, largest, umax] {
+                    prop_assert_eq!(ws.work.search(&ctx, &res, start), largest);
+                }
+                ws.prev_u = largest;
+                let seg = ws.segment(&ctx, &res);
+                let u = i64::from(seg.weight);
+                prop_assert_eq!(u, largest);
+                for i in 0..m {
+                    for j in seg.left[i]..seg.right[i] {
+                        res[i * n + j] -= u;
+                        prop_assert!(res[i * n + j] >= 0);
+                    }
+                }
+                let t_next = ws.load(&ctx, &res);
+                prop_assert_eq!(t_next, sweep_time(&ctx, &res));
+                prop_assert!(t_next <= t - u, "T(R - uS) = {} > T(R) - u = {} - {}", t_next, t, u);
+                t = t_next;
+            }
+            prop_assert!(res.iter().all(|&r| r == 0));
+        }
     }
 }
