@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use dosepaint::core::{Prescription, Provenance, Structure, StructureRole, Volume};
+use dosepaint::core::{
+    GRID_TOLERANCE_MM, Prescription, Provenance, Structure, StructureRole, Volume,
+};
 use dosepaint::eval::{
     ClinicalGoal, DoseStatistics, GammaParams, Normalization, PaintingParams, evaluate_goals,
 };
@@ -50,7 +52,7 @@ fn structures(
         let image = read_nifti(file, &NiftiReadOptions::default())
             .map_err(|e| e.to_string())?
             .to_f32();
-        if !image.grid().approx_eq(dose.grid(), 1e-3) {
+        if !image.grid().approx_eq(dose.grid(), GRID_TOLERANCE_MM) {
             return Err(format!(
                 "mask {name} ({file}) is not on the dose grid ({:?} vs {:?} voxels): resample it first",
                 image.grid().dims(),
@@ -197,7 +199,7 @@ pub(crate) fn gamma(
         ..GammaParams::default()
     };
     let gamma = params.check().map_err(|e| e.to_string())?;
-    let result = if r.grid().approx_eq(e.grid(), 1e-3) {
+    let result = if r.grid().approx_eq(e.grid(), GRID_TOLERANCE_MM) {
         gamma.compute(&r, &e)
     } else {
         gamma.compute_resampled(&r, &e)
@@ -321,7 +323,20 @@ pub(crate) fn convert(input: &Path, output: &Path) -> CliResult {
         let image = read_nifti(input, &NiftiReadOptions::default())
             .map_err(|e| e.to_string())?
             .to_f32();
-        let hu = image.map(|&v| v.round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16);
+        let (lo, hi) = (f32::from(i16::MIN), f32::from(i16::MAX));
+        let clipped = image
+            .as_slice()
+            .iter()
+            .filter(|v| !(lo..=hi).contains(&v.round()))
+            .count();
+        if clipped > 0 {
+            eprintln!(
+                "warning: {clipped} voxels of {} are outside the 16-bit range [{lo}, {hi}] (or NaN) \
+                 and were clipped to it",
+                input.display()
+            );
+        }
+        let hu = image.map(|&v| v.round().clamp(lo, hi) as i16);
         let written = write_ct_series(output, &hu, &SeriesWriteOptions::default())
             .map_err(|e| e.to_string())?;
         println!(

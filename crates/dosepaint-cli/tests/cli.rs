@@ -192,3 +192,31 @@ fn batch_runs_one_shard_of_a_manifest() {
     assert_eq!(summary.as_array().unwrap().len(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Converting a NIfTI whose values do not fit a 16-bit CT series says how
+/// many voxels were clipped (a PET in Bq/ml is not a CT), and still writes
+/// the series; values inside the range are not reported.
+#[test]
+fn convert_reports_clipped_voxels() {
+    let dir = temp_dir("clip");
+    let grid = Grid::new([4, 3, 2], [2.0; 3], [0.0; 3]).unwrap();
+    let mut values = vec![10.0f32; 24];
+    values[0] = 40_000.0;
+    values[5] = -40_000.0;
+    values[7] = 32_767.2; // rounds to 32767: inside
+    let input = dir.join("pet.nii.gz");
+    write_nifti(
+        &input,
+        &Volume::from_vec(grid, values).unwrap(),
+        &NiftiWriteOptions::default(),
+    )
+    .unwrap();
+    let o = dosepaint(&[
+        "convert",
+        input.to_str().unwrap(),
+        dir.join("series").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning: 2 voxels"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

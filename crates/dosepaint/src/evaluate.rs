@@ -4,8 +4,8 @@ use dosepaint_core::{
     BeamletLayout, DoseInfluence, Prescription, Structure, StructureRole, Volume,
 };
 use dosepaint_eval::{
-    ClinicalGoal, DoseStatistics, Dvh, GammaParams, Normalization, PaintingParams, PaintingReport,
-    RegionQuality, evaluate_goals,
+    ClinicalGoal, DoseSample, DoseStatistics, Dvh, GammaParams, Normalization, PaintingAnalysis,
+    PaintingParams, PaintingReport, RegionQuality, evaluate_goals,
 };
 use dosepaint_mlc::{PlanSequencing, SequencerParams};
 use dosepaint_radiobio::{AlphaBeta, Lkb, LqParams, PoissonTcp, Weights};
@@ -204,13 +204,17 @@ pub(crate) fn evaluate(
     let delivered_painting = analysis.evaluate(delivered, &judged, &levels)?;
     let whole = analysis.evaluate(optimized, rx, &[])?.target;
     let whole_delivered = analysis.evaluate(delivered, rx, &[])?.target;
-    let uniform_plan_quality_factor = uniform_quality_factor(&judged);
+    let uniform_plan_quality_factor =
+        uniform_quality_factor(&analysis, &judged, painting.target.mean_prescribed_gy)?;
 
     let mut probabilities = Vec::new();
     for n in &spec.evaluation.ntcp {
         let s = find(structures, &n.structure)?;
         let model = Lkb::new(n.td50_gy, n.m, n.n)?;
-        let value = |d: &Volume<f32>| model.ntcp(&voxel_doses(d, s), Weights::Uniform);
+        let value = |d: &Volume<f32>| -> Result<f64> {
+            let sample = DoseSample::from_structure(d, s)?;
+            Ok(model.ntcp(sample.doses_gy(), Weights::Uniform)?)
+        };
         probabilities.push(Probability {
             structure: n.structure.clone(),
             model: format!("LKB NTCP (TD50 {} Gy, m {}, n {})", n.td50_gy, n.m, n.n),
@@ -235,8 +239,8 @@ pub(crate) fn evaluate(
                 "Poisson LQ TCP (alpha {} /Gy, alpha/beta {} Gy, {:.0e} clonogens/cm3)",
                 t.alpha_per_gy, t.alpha_beta_gy, t.clonogens_per_cm3
             ),
-            optimized: model.tcp(&voxel_doses(optimized, s))?,
-            delivered: model.tcp(&voxel_doses(delivered, s))?,
+            optimized: model.tcp(DoseSample::from_structure(optimized, s)?.doses_gy())?,
+            delivered: model.tcp(DoseSample::from_structure(delivered, s)?.doses_gy())?,
         });
     }
 
@@ -325,25 +329,18 @@ fn restricted(rx: &Prescription, region: &Structure) -> Result<Prescription> {
     )?)
 }
 
-/// QF of the plan that gives every prescribed voxel the mean prescribed dose.
-fn uniform_quality_factor(rx: &Prescription) -> f64 {
-    let p: Vec<f64> = rx
+/// QF of the plan that gives every prescribed voxel of `rx` the dose
+/// `mean_gy` (the mean prescribed dose): how far a uniform plan is from the
+/// painted prescription, by the same QF as the plan's.
+fn uniform_quality_factor(
+    analysis: &PaintingAnalysis,
+    rx: &Prescription,
+    mean_gy: f64,
+) -> Result<f64> {
+    let uniform = rx
         .target_gy()
-        .as_slice()
-        .iter()
-        .filter(|d| **d > 0.0)
-        .map(|&d| f64::from(d))
-        .collect();
-    let mean = p.iter().sum::<f64>() / p.len() as f64;
-    p.iter().map(|pi| (mean / pi - 1.0).abs()).sum::<f64>() / p.len() as f64
-}
-
-fn voxel_doses(dose: &Volume<f32>, s: &Structure) -> Vec<f64> {
-    let d = dose.as_slice();
-    s.voxel_indices()
-        .iter()
-        .map(|&n| f64::from(d[n as usize]))
-        .collect()
+        .map(|&p| if p > 0.0 { mean_gy as f32 } else { 0.0 });
+    Ok(analysis.evaluate(&uniform, rx, &[])?.target.quality_factor)
 }
 
 /// Keeps a curve's shape with fewer points: drops interior points of flat runs.
@@ -360,4 +357,65 @@ fn thin(points: &mut Vec<(f64, f64)>) {
     }
     out.push(points[points.len() - 1]);
     *points = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use dosepaint_core::{Grid, Provenance};
+
+    use super::*;
+
+    /// Half the voxels at 60 Gy, half at 80 Gy: the mean is 70 Gy and
+    /// `QF = (|70/60 - 1| + |70/80 - 1|) / 2 = (1/6 + 1/8) / 2 = 7/48`.
+    #[test]
+    fn uniform_plan_quality_factor_closed_form() {
+        let grid = Grid::new([4, 1, 1], [5.0; 3], [0.0; 3]).unwrap();
+        let rx = Prescription::new(
+            Volume::from_vec(grid, vec![60.0f32, 80.0, 60.0, 80.0]).unwrap(),
+            30,
+            Provenance::default(),
+        )
+        .unwrap();
+        let analysis = PaintingParams::default().check().unwrap();
+        let qf = uniform_quality_factor(&analysis, &rx, 70.0).unwrap();
+        // f32 doses: Q carries a relative error of about 1e-7.
+        assert!((qf - 7.0 / 48.0).abs() < 1e-6, "{qf}");
+        // A uniform prescription: the uniform plan is perfect.
+        let flat = Prescription::new(
+            rx.target_gy().map(|&p| if p > 0.0 { 70.0 } else { 0.0 }),
+            30,
+            Provenance::default(),
+        )
+        .unwrap();
+        assert!(
+            uniform_quality_factor(&analysis, &flat, 70.0)
+                .unwrap()
+                .abs()
+                < 1e-12
+        );
+    }
+
+    #[test]
+    fn thin_keeps_the_ends_and_every_bend() {
+        let mut p = vec![
+            (0.0, 100.0),
+            (1.0, 100.0),
+            (2.0, 100.0),
+            (3.0, 50.0),
+            (4.0, 0.0),
+            (5.0, 0.0),
+            (6.0, 0.0),
+        ];
+        thin(&mut p);
+        assert_eq!(
+            p,
+            vec![
+                (0.0, 100.0),
+                (2.0, 100.0),
+                (3.0, 50.0),
+                (4.0, 0.0),
+                (6.0, 0.0)
+            ]
+        );
+    }
 }

@@ -184,13 +184,27 @@ impl Pipeline {
     /// Runs the whole plan, writing the outputs the spec asks for.
     ///
     /// # Errors
-    /// The first stage that fails, with its cause.
+    /// The first stage that fails, with its cause; a normalisation dose
+    /// that is not positive and finite before any stage runs.
     pub fn run(
         &self,
         spec: &PlanSpec,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<PlanResult> {
         let t_total = Instant::now();
+        // Before any work: a bad normalisation would otherwise surface
+        // only after the optimization.
+        if let Some(norm) = &spec.normalize
+            && !(norm.dose_gy.is_finite() && norm.dose_gy > 0.0)
+        {
+            return Err(Error::invalid(
+                "normalisation",
+                format!(
+                    "dose_gy = {} for D{} of \"{}\": it must be positive and finite",
+                    norm.dose_gy, norm.volume_percent, norm.structure
+                ),
+            ));
+        }
         let mut timings = BTreeMap::new();
         let stage = |s: Stage,
                      timings: &mut BTreeMap<String, f64>,
@@ -647,8 +661,14 @@ fn add_objectives(
                 limit_gy,
                 weight,
             } => {
-                let mut targets = find(structures, &around[0])?.clone();
-                for name in &around[1..] {
+                let Some((first, rest)) = around.split_first() else {
+                    return Err(Error::invalid(
+                        "ring objective",
+                        "`around` names no structure to draw the ring around",
+                    ));
+                };
+                let mut targets = find(structures, first)?.clone();
+                for name in rest {
                     targets = targets.union(find(structures, name)?)?;
                 }
                 let grown = targets.dilate([*inner_mm; 3])?;

@@ -244,6 +244,7 @@ pub fn html(r: &PlanResult) -> String {
     let rx_max = r.prescription.target_gy().stats().max;
     let wash = (0.3 * rx_max, 1.1 * rx_max);
     let scale = (600 / r.ct.grid().dims()[0].max(1)).clamp(2, 6);
+    let mut delivered_axial = String::new();
     for plane in [Plane::Axial, Plane::Coronal, Plane::Sagittal] {
         let delivered = dose_wash(
             &r.ct,
@@ -254,11 +255,12 @@ pub fn html(r: &PlanResult) -> String {
             wash,
             scale,
         );
+        let uri = delivered.to_data_uri();
         let _ = write!(
             h,
             "{}",
             img(
-                &delivered.to_data_uri(),
+                &uri,
                 &format!(
                     "delivered dose, {} ({:.0}-{:.0} Gy)",
                     plane.name(),
@@ -267,6 +269,9 @@ pub fn html(r: &PlanResult) -> String {
                 )
             )
         );
+        if plane == Plane::Axial {
+            delivered_axial = uri;
+        }
     }
     h.push_str("<h3>Prescription beside the delivered dose</h3>");
     let rx_wash = dose_wash(
@@ -289,16 +294,7 @@ pub fn html(r: &PlanResult) -> String {
         scale,
     );
     let _ = write!(h, "{}", img(&opt.to_data_uri(), "optimized dose, axial"));
-    let del = dose_wash(
-        &r.ct,
-        &r.delivered_dose,
-        &contours,
-        Plane::Axial,
-        through,
-        wash,
-        scale,
-    );
-    let _ = write!(h, "{}", img(&del.to_data_uri(), "delivered dose, axial"));
+    let _ = write!(h, "{}", img(&delivered_axial, "delivered dose, axial"));
 
     // Fluence maps and segments.
     h.push_str("<h2>Fluence maps and leaf sequences</h2><table><tr><th>beam</th><th>gantry</th><th>segments</th><th>MU (weight units)</th></tr>");
@@ -350,9 +346,14 @@ pub fn html(r: &PlanResult) -> String {
     }
     let _ = write!(
         h,
-        "<p>Gamma {}&nbsp;%/{}&nbsp;mm (global, 10&nbsp;% threshold) of the delivered against the optimized dose: {:.2}&nbsp;% pass.</p>",
+        "<p>Gamma {}&nbsp;%/{}&nbsp;mm ({}, {}&nbsp;% threshold) of the delivered against the optimized dose: {:.2}&nbsp;% pass.</p>",
         e.gamma.dose_difference_percent,
         e.gamma.distance_to_agreement_mm,
+        match e.gamma.normalization {
+            dosepaint_eval::Normalization::Local => "local",
+            dosepaint_eval::Normalization::Global { .. } => "global",
+        },
+        e.gamma.lower_dose_cutoff_percent,
         100.0 * e.gamma_pass_rate
     );
 

@@ -251,5 +251,43 @@ fn errors_say_what_to_fix() {
             .to_string()
             .contains("gantry")
     );
+    // A ring around nothing, and a normalisation to a negative dose: named
+    // errors, not a panic or negative beamlet weights.
+    let mut no_ring = coarse_box(&out);
+    no_ring
+        .objectives
+        .push(dosepaint::spec::ObjectiveSpec::Ring {
+            around: Vec::new(),
+            inner_mm: 10.0,
+            limit_gy: 30.0,
+            weight: 1.0,
+        });
+    let e = Pipeline::new().run(&no_ring, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(&e, Error::Invalid { what, .. } if what == "ring objective"),
+        "{e}"
+    );
+    for dose_gy in [-50.0, 0.0, f64::NAN] {
+        let mut bad_norm = coarse_box(&out);
+        bad_norm.normalize = Some(dosepaint::spec::NormalizeSpec {
+            structure: "PTV".into(),
+            volume_percent: 95.0,
+            dose_gy,
+        });
+        let mut started = Vec::new();
+        let e = Pipeline::new()
+            .run(&bad_norm, &mut |p| {
+                if let dosepaint::Progress::Started(s) = p {
+                    started.push(s);
+                }
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { what, .. } if what == "normalisation"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("PTV"), "{e}");
+        assert!(started.is_empty(), "checked before {started:?}");
+    }
     std::fs::remove_dir_all(&out).unwrap();
 }
