@@ -146,11 +146,14 @@ pub fn html(r: &PlanResult) -> String {
 
     // DVH and QVH.
     h.push_str("<h2>Dose-volume histograms</h2>");
-    let names: Vec<String> = {
-        let mut v: Vec<String> = e.dvhs.iter().map(|c| c.structure.clone()).collect();
-        v.dedup();
-        v
-    };
+    // Each structure once, in order of first appearance (curves of the
+    // optimized and the delivered dose share its colour).
+    let mut names: Vec<String> = Vec::new();
+    for c in &e.dvhs {
+        if !names.contains(&c.structure) {
+            names.push(c.structure.clone());
+        }
+    }
     let palette: Vec<String> = (0..names.len()).map(|n| css_rgb(colour(n))).collect();
     let max_dose = e
         .dvhs
